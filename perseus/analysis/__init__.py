@@ -1,0 +1,1 @@
+"""Pure functions over tables: results folder in, Summary (data) out, then rendering."""

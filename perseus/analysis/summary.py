@@ -1,0 +1,213 @@
+"""The Summary: every statistic and verdict of a run, computed once, as data.
+
+Renderers (report.md, report.html, plots, summary.csv) only format what is here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from perseus.analysis import cost
+from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
+
+SHARED = "shared"
+SOLO_PREFIX = "solo-"
+
+ROW_COLUMNS = [
+    "deployment",
+    "tenant",
+    "model",
+    "requests",
+    "errors",
+    "duration_s",
+    "throughput_rps",
+    "target_rps",
+    *[f"p{q}_ms" for q in PERCENTILES],
+    "sla_ms",
+    "sla_percentile",
+    "sla_latency_ms",
+    "sla_attainment",
+    "sla_met",
+    "cost_per_million_usd",
+]
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    name: str
+    model: str
+    sla_ms: float
+    sla_percentile: float
+    target_rps: float | None  # None for closed loop
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Shared server vs one server per tenant, for the whole tenant mix."""
+
+    shared_cost_per_million_usd: float
+    solo_cost_per_million_usd: float
+    savings: float  # 1 - shared / solo
+    shared_slas_met: bool
+    solo_slas_met: bool
+    servers_solo: int
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    scenario: str
+    rows: pd.DataFrame  # one row per (deployment, tenant): summary.csv
+    deployments: pd.DataFrame  # one row per deployment: cost of the deployment
+    comparison: Comparison | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
+    return {
+        t["name"]: TenantSpec(
+            name=t["name"],
+            model=t["model"],
+            sla_ms=float(t["sla_ms"]),
+            sla_percentile=float(t["sla_percentile"]),
+            target_rps=(float(t["load"]["rate"]) * 1.0) if t["load"].get("rate") is not None else None,
+        )
+        for t in effective_scenario["tenants"]
+    }
+
+
+def tenant_row(deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_s: float) -> dict:
+    """Statistics of one tenant in one deployment, from its measured (non-warm-up) records."""
+    lat = frame["latency_ms"].to_numpy(dtype=float)
+    ok = frame["ok"].to_numpy(dtype=bool)
+    completed = int(ok.sum())
+    # Throughput over the measured window, stretched to the last completion: an overloaded server
+    # that finishes late is not credited with the offered rate.
+    last_done = float(frame.loc[frame["ok"], "done_s"].max()) if completed else 0.0
+    window = max(duration_s, last_done)
+    pcts = percentiles(lat[ok])
+    sla_lat = sla_latency(lat, ok, spec.sla_percentile)
+    return {
+        "deployment": deployment,
+        "tenant": spec.name,
+        "model": spec.model,
+        "requests": int(len(frame)),
+        "errors": int(len(frame) - completed),
+        "duration_s": window,
+        "throughput_rps": completed / window if window > 0 else math.nan,
+        "target_rps": spec.target_rps if spec.target_rps is not None else math.nan,
+        **{f"p{q}_ms": v for q, v in pcts.items()},
+        "sla_ms": spec.sla_ms,
+        "sla_percentile": spec.sla_percentile,
+        "sla_latency_ms": sla_lat,
+        "sla_attainment": sla_attainment(lat, ok, spec.sla_ms),
+        "sla_met": bool(len(frame) > 0 and sla_lat <= spec.sla_ms),
+    }
+
+
+def summarize(
+    requests: pd.DataFrame,
+    effective_scenario: dict,
+    deployments: dict[str, dict],
+    usd_per_hour: float | None,
+    notes: tuple[str, ...] = (),
+) -> Summary:
+    """Pure: records + scenario + deployment metadata + price -> Summary.
+
+    ``deployments`` maps name -> {"tenants": [...], "duration_s": float, "status": str}, in run order.
+    """
+    specs = tenant_specs(effective_scenario)
+    measured = requests[~requests["warmup"]] if len(requests) else requests
+    groups = {key: g for key, g in measured.groupby(["deployment", "tenant"], sort=False)} if len(measured) else {}
+    empty = measured.iloc[0:0]
+
+    rows, dep_rows = [], []
+    for name, meta in deployments.items():
+        tenant_rows = [
+            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"])) for t in meta["tenants"]
+        ]
+        window = max((r["duration_s"] for r in tenant_rows), default=float(meta["duration_s"]))
+        completed = sum(r["requests"] - r["errors"] for r in tenant_rows)
+        dep_cost = cost.cost_usd(usd_per_hour, window) if usd_per_hour is not None else math.nan
+        per_m = cost.per_million(dep_cost, completed)
+        for r in tenant_rows:
+            # One server's cost spread over every inference it served: the same per inference for
+            # every tenant of a shared server.
+            r["cost_per_million_usd"] = per_m
+        rows.extend(tenant_rows)
+        dep_rows.append(
+            {
+                "deployment": name,
+                "status": meta.get("status", "completed"),
+                "tenants": len(meta["tenants"]),
+                "servers": 1,
+                "duration_s": window,
+                "completed": completed,
+                "cost_usd": dep_cost,
+                "cost_per_million_usd": per_m,
+                "slas_met": all(r["sla_met"] for r in tenant_rows),
+            }
+        )
+
+    rows_df = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    dep_df = pd.DataFrame(
+        dep_rows,
+        columns=[
+            "deployment",
+            "status",
+            "tenants",
+            "servers",
+            "duration_s",
+            "completed",
+            "cost_usd",
+            "cost_per_million_usd",
+            "slas_met",
+        ],
+    )
+    return Summary(
+        scenario=effective_scenario["name"],
+        rows=rows_df,
+        deployments=dep_df,
+        comparison=compare(dep_df, list(specs)),
+        notes=tuple(notes),
+    )
+
+
+def compare(deployments: pd.DataFrame, tenants: list[str]) -> Comparison | None:
+    """Shared vs solo fleet: one server for everyone, or one server per tenant, same measured time."""
+    by_name = deployments.set_index("deployment")
+    solo_names = [f"{SOLO_PREFIX}{t}" for t in tenants]
+    if SHARED not in by_name.index or not all(n in by_name.index for n in solo_names) or len(tenants) < 2:
+        return None
+    shared = by_name.loc[SHARED]
+    solos = by_name.loc[solo_names]
+    shared_pm = cost.per_million(float(shared["cost_usd"]), int(shared["completed"]))
+    solo_pm = cost.per_million(float(solos["cost_usd"].sum()), int(solos["completed"].sum()))
+    saved = cost.savings(shared_pm, solo_pm)
+    shared_ok, solo_ok = bool(shared["slas_met"]), bool(np.all(solos["slas_met"]))
+    return Comparison(
+        shared_cost_per_million_usd=shared_pm,
+        solo_cost_per_million_usd=solo_pm,
+        savings=saved,
+        shared_slas_met=shared_ok,
+        solo_slas_met=solo_ok,
+        servers_solo=len(solo_names),
+        verdict=_verdict(shared_ok, solo_ok, saved, len(solo_names)),
+    )
+
+
+def _verdict(shared_ok: bool, solo_ok: bool, saved: float, n: int) -> str:
+    if math.isnan(saved):
+        return "no price for this instance: cost not compared"
+    if shared_ok:
+        return (
+            f"share: one server meets every SLA and costs {saved:.0%} less per million inferences "
+            f"than {n} single-tenant servers"
+        )
+    if solo_ok:
+        return "do not share: the shared server misses at least one SLA that single-tenant servers meet"
+    return "neither meets every SLA: the load is too high for this instance, shared or not"

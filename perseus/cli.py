@@ -1,0 +1,131 @@
+"""The perseus command line. Each command is a short pipeline of calls into the modules."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from perseus import results
+from perseus import scenario as scenarios
+from perseus.errors import PerseusError
+
+app = typer.Typer(
+    help="Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Build the bundled model zoo (ONNX graphs with seeded random weights).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Typed errors become one line on stderr and their exit code; Ctrl-C becomes 130."""
+    try:
+        yield
+    except PerseusError as exc:
+        typer.echo(f"perseus: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("perseus: interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@app.command()
+def run(
+    scenario_file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/mixed.toml.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create (absent or empty). Default: results/<name>-<UTC time>/.")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Measured seconds per deployment (overrides run.duration_s).")] = None,
+    warmup: Annotated[float | None, typer.Option(help="Warm-up seconds before measuring (overrides run.warmup_s).")] = None,
+    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Run only the shared deployment.")] = False,
+) -> None:
+    """Run the shared deployment and each tenant's solo baseline, then write the report.
+
+    The last line on stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
+    kept), 2 bad input, 130 interrupted.
+    """
+    from perseus import report
+    from perseus import run as runs
+    from perseus.models.build import ensure_built
+    from perseus.plan import plan
+    from perseus.server import repository
+    from perseus.telemetry import gpu
+
+    with _errors():
+        scenario, raw = scenarios.load(scenario_file)
+        baselines = False if no_baselines else None
+        scenario = scenarios.with_overrides(
+            scenario, duration_s=duration, warmup_s=warmup, baselines=baselines, source=str(scenario_file)
+        )
+        repo = scenarios.repository_path(scenario, scenario_file)
+        repository.check_models(scenario, repo, str(scenario_file))
+        price = runs.check_price(scenario, str(scenario_file))
+        gpus, gpu_note = gpu.gpus()
+        use_gpu = runs.use_gpu(scenario, gpus)
+        ensure_built(repo, [t.model for t in scenario.tenants])
+        deployments = plan(scenario)
+        run_dir = runs.prepare_run_dir(out, scenario.name)
+        command = shlex.join(["perseus", *sys.argv[1:]])
+        manifest = runs.new_manifest(scenario_file, raw, scenario, deployments, price, gpus, gpu_note, command)
+        runs.save_inputs(run_dir, scenario_file, manifest)
+        status = runs.execute(scenario, deployments, repo, run_dir, manifest, use_gpu)
+        report.build(run_dir)
+        typer.echo(str(run_dir))
+    raise typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `perseus run`.")],
+) -> None:
+    """Rebuild summary.csv, report.md, report.html and plots from a run folder alone."""
+    from perseus import report
+    from perseus.errors import InputError
+
+    with _errors():
+        if not (run_dir / results.MANIFEST).is_file():
+            raise InputError(run_dir, None, f"not a perseus run folder (no {results.MANIFEST})")
+        report.build(run_dir)
+        typer.echo(str(run_dir / results.REPORT_HTML))
+
+
+@models_app.command("build")
+def models_build(
+    names: Annotated[list[str] | None, typer.Argument(help="Models to build (default: every model with a recipe).")] = None,
+    repository: Annotated[Path, typer.Option(help="Model repository folder.")] = Path("model_repository"),
+    force: Annotated[bool, typer.Option(help="Rebuild even if model.onnx exists.")] = False,
+) -> None:
+    """Write the ONNX files of the model zoo into the repository (seeded random weights)."""
+    from perseus.models.build import build_all
+
+    with _errors():
+        for path in build_all(repository, names or None, force=force):
+            typer.echo(str(path))
+
+
+@app.command()
+def doctor() -> None:
+    """Check what this machine has: tritonserver, Python backend readiness, GPU, ports, client versions."""
+    from perseus.doctor import checks, render
+
+    problems = render(checks())
+    raise typer.Exit(1 if problems else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

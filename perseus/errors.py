@@ -1,0 +1,32 @@
+"""Typed errors. Deep code raises these; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class PerseusError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class InputError(PerseusError):
+    """Bad input from the user (scenario, flags, model repository): exit code 2, one line."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, field: str | None, reason: str):
+        self.source, self.field, self.reason = str(source), field, reason
+        where = f"{self.source}: {field}" if field else self.source
+        super().__init__(f"{where}: {reason}")
+
+
+class ServerError(PerseusError):
+    """The Triton server failed to start, died, or a model failed to load."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        self.log_tail = log_tail
+        super().__init__(message)
+
+
+class RunFailed(PerseusError):
+    """A deployment failed during measurement; partial results are kept."""

@@ -1,0 +1,176 @@
+"""Run one deployment: render repository -> start server -> warm-up + load + telemetry -> persist -> stop.
+
+Whatever happens (model load failure, server death, Ctrl-C), the server is stopped and the records
+measured so far are written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from perseus import results
+from perseus.errors import PerseusError, ServerError
+from perseus.load import arrivals
+from perseus.load.engine import LoadRun, TenantLoad
+from perseus.load.inputs import build_request
+from perseus.load.recorder import StreamWriter
+from perseus.plan import Deployment
+from perseus.progress import RunDisplay
+from perseus.scenario import Scenario
+from perseus.server import repository
+from perseus.server.local import LocalServer, log_tail
+from perseus.telemetry import host, triton
+
+TELEMETRY_PERIOD_S = 1.0
+RECORD_FLUSH_PERIOD_S = 1.0
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | failed | interrupted
+    started: str
+    ended: str = ""
+    reason: str | None = None
+    server_log_tail: str | None = None
+    requests: int = 0
+
+    def manifest_entry(self, deployment: Deployment, duration_s: float) -> dict:
+        entry = {
+            "tenants": list(deployment.tenants),
+            "status": self.status,
+            "started": self.started,
+            "ended": self.ended,
+            "duration_s": duration_s,
+            "requests": self.requests,
+        }
+        if self.reason:
+            entry["reason"] = self.reason
+        if self.server_log_tail:
+            entry["server_log_tail"] = self.server_log_tail
+        return entry
+
+
+class _Ticker:
+    """Per-tick work while load runs: health check, flushing, telemetry, progress."""
+
+    def __init__(self, run: LoadRun, server: LocalServer, recorder, telemetry, samplers, show):
+        self.run, self.server, self.recorder, self.telemetry = run, server, recorder, telemetry
+        self.samplers, self.show = samplers, show
+        self._next_sample = self._next_flush = float("-inf")
+
+    def __call__(self) -> None:
+        now = self.run.now()
+        if not self.server.alive() and not self.run.abort_reason:
+            self.run.abort(f"tritonserver exited unexpectedly (pid {self.server.pid() or '?'})")
+        if now >= self._next_sample:
+            self._next_sample = now + TELEMETRY_PERIOD_S
+            for row in triton.sample_rows(self.server.metrics_url, now):
+                self.telemetry.add(row)
+            for sampler in self.samplers:
+                for row in sampler.rows(now):
+                    self.telemetry.add(row)
+        if now >= self._next_flush:
+            self._next_flush = now + RECORD_FLUSH_PERIOD_S
+            self.recorder.flush()
+            self.telemetry.flush()
+        self.show(now)
+
+
+def run_deployment(
+    scenario: Scenario,
+    deployment: Deployment,
+    source_repo: Path,
+    run_dir: Path,
+    *,
+    gpu: bool,
+    display: RunDisplay,
+    index: int,
+) -> Outcome:
+    dep_dir = run_dir / deployment.name
+    dep_dir.mkdir(parents=True, exist_ok=False)
+    outcome = Outcome(status="completed", started=results.utc_now())
+    recorder = StreamWriter(dep_dir / results.REQUESTS, results.REQUEST_SCHEMA)
+    telemetry = StreamWriter(dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
+    server = None
+    with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp:
+        try:
+            rendered = repository.render(scenario, list(deployment.tenants), source_repo, Path(tmp) / "repo", gpu)
+            _save_configs(rendered, dep_dir / results.CONFIGS)
+            server = LocalServer(
+                Path(tmp) / "repo",
+                dep_dir / results.SERVER_LOG,
+                startup_timeout_s=scenario.server.startup_timeout_s,
+            )
+            display.message(f"[{index}/{display.total}] {deployment.name}: starting tritonserver")
+            server.start()
+            run = _load_run(scenario, deployment, server.url, recorder)
+
+            def show(now: float) -> None:
+                phase = "warm-up" if now < 0 else ("measuring" if now < scenario.run.duration_s else "draining")
+                display.update(index, deployment.name, phase, now, scenario.run.duration_s, run.tenants)
+
+            samplers = [host.ProcessSampler(server.pid(), "server"), host.ProcessSampler(os.getpid(), "loadgen")]
+            run.run(_Ticker(run, server, recorder, telemetry, samplers, show))
+            if run.abort_reason:
+                outcome.status, outcome.reason = "failed", run.abort_reason
+        except KeyboardInterrupt:
+            outcome.status, outcome.reason = "interrupted", "interrupted by the user (Ctrl-C)"
+            raise
+        except PerseusError as exc:
+            outcome.status, outcome.reason = "failed", str(exc)
+            if isinstance(exc, ServerError) and exc.log_tail:
+                outcome.server_log_tail = exc.log_tail
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the measurements: keep them, report it
+            outcome.status = "failed"
+            outcome.reason = f"internal error: {type(exc).__name__}: {exc}"
+            (dep_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        finally:
+            if server is not None:
+                server.stop()
+            outcome.requests = recorder.count
+            recorder.close()
+            telemetry.close()
+            outcome.ended = results.utc_now()
+            if outcome.status != "completed" and not outcome.server_log_tail:
+                outcome.server_log_tail = log_tail(dep_dir / results.SERVER_LOG) or None
+    return outcome
+
+
+def _load_run(scenario: Scenario, deployment: Deployment, url: str, recorder: StreamWriter) -> LoadRun:
+    loads = []
+    for name in deployment.tenants:
+        tenant = scenario.tenant(name)
+        rng = arrivals.tenant_rng(scenario.run.seed, name)
+        request = build_request(url, name, tenant.batch, rng)
+        load = TenantLoad(
+            tenant=name,
+            model=tenant.model,
+            deployment=deployment.name,
+            request=request,
+            arrival=tenant.load.arrival,
+            concurrency=tenant.load.concurrency or 1,
+        )
+        if load.open_loop:
+            load.schedule = arrivals.schedule(tenant.load, scenario.run.warmup_s, scenario.run.duration_s, rng)
+        loads.append(load)
+    return LoadRun(
+        url,
+        loads,
+        recorder,
+        warmup_s=scenario.run.warmup_s,
+        duration_s=scenario.run.duration_s,
+        request_timeout_s=scenario.run.request_timeout_s,
+    )
+
+
+def _save_configs(rendered: dict, folder: Path) -> None:
+    """The exact config.pbtxt each tenant was served with, kept for the record."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, config in rendered.items():
+        (folder / f"{name}.pbtxt").write_text(text_format.MessageToString(config), encoding="utf-8")

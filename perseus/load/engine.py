@@ -1,0 +1,251 @@
+"""Locust as a library: one User class per tenant, open-loop dispatch from a seeded schedule.
+
+Locust's Users are closed-loop by nature (a User waits for its response). For open-loop arrivals a
+tenant's single User is a *dispatcher*: it sleeps until each scheduled time and hands the request to
+a fresh greenlet, so a slow server never delays the next arrival. Latency counts from the scheduled
+time (MLPerf LoadGen's rule), so a stall shows up as latency instead of hiding (no coordinated
+omission). Closed-loop tenants get ``concurrency`` Users that each send, wait, repeat.
+
+Every request is also fired as a Locust ``request`` event, so Locust's own statistics and web UI see
+the load, but perseus computes percentiles only from its own raw records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import gevent
+import gevent.event
+import numpy as np
+from gevent.pool import Group
+from geventhttpclient import HTTPClient
+from locust import User, constant, task
+from locust.env import Environment
+from locust.exception import StopUser
+
+from perseus.load.inputs import Request
+from perseus.load.recorder import StreamWriter
+
+# Connections per open-loop tenant. A request that finds every connection busy waits for one, and
+# that wait is charged to latency (it counts from the scheduled time), so this bounds nothing that
+# matters for correctness; it only needs to exceed the expected number of requests in flight.
+OPEN_LOOP_CONNECTIONS = 256
+CONNECT_TIMEOUT_S = 5.0
+ABORT_GRACE_S = 2.0
+
+
+@dataclass
+class TenantLoad:
+    """What one tenant sends, and its live counters (read by the progress display)."""
+
+    tenant: str
+    model: str
+    deployment: str
+    request: Request
+    arrival: str  # poisson | constant | closed
+    schedule: np.ndarray | None = None  # open loop: seconds from measurement start
+    concurrency: int = 1  # closed loop
+    sent: int = 0
+    done: int = 0
+    errors: int = 0
+    measured_done: int = 0
+    last_error: str | None = None
+    finished: gevent.event.Event = field(default_factory=lambda: gevent.event.Event())
+
+    @property
+    def open_loop(self) -> bool:
+        return self.arrival != "closed"
+
+
+class LoadRun:
+    """One deployment's load: all tenants, one Locust environment, one recorder."""
+
+    def __init__(
+        self,
+        url: str,
+        tenants: list[TenantLoad],
+        recorder: StreamWriter,
+        *,
+        warmup_s: float,
+        duration_s: float,
+        request_timeout_s: float,
+    ):
+        self.url = url
+        self.tenants = tenants
+        self.recorder = recorder
+        self.warmup_s = warmup_s
+        self.duration_s = duration_s
+        self.request_timeout_s = request_timeout_s
+        self.t0 = 0.0  # perf_counter() at measurement start
+        self.abort_reason: str | None = None
+        self.env: Environment | None = None
+
+    # -- time ----------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds since the measurement start (negative during warm-up)."""
+        return time.perf_counter() - self.t0
+
+    # -- one request ---------------------------------------------------------------------------
+    def _client(self, connections: int) -> HTTPClient:
+        parts = urlsplit(self.url)
+        return HTTPClient(
+            parts.hostname,
+            parts.port,
+            concurrency=connections,
+            connection_timeout=CONNECT_TIMEOUT_S,
+            network_timeout=self.request_timeout_s,
+        )
+
+    def _send(self, load: TenantLoad, client: HTTPClient, scheduled: float) -> None:
+        """Send one request and record it. ``scheduled`` is seconds from measurement start."""
+        req = load.request
+        load.sent += 1
+        sent = self.now()
+        ok, error, size = False, None, 0
+        try:
+            try:
+                response = client.post(req.path, body=req.body, headers=req.headers)
+                try:
+                    payload = response.read()
+                finally:
+                    response.release()
+                size = len(payload)
+                ok = response.status_code == 200
+                if not ok:
+                    error = f"HTTP {response.status_code}: {_error_text(payload)}"
+            except gevent.GreenletExit:
+                error = f"aborted: {self.abort_reason or 'request still in flight at the drain timeout'}"
+                raise
+            except Exception as exc:  # noqa: BLE001 - any client failure is a failed request, recorded
+                error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._record(load, scheduled, sent, self.now(), ok, error, size)
+
+    def _record(self, load: TenantLoad, scheduled, sent, done, ok, error, size) -> None:
+        latency_ms = (done - scheduled) * 1e3
+        warmup = scheduled < 0
+        load.done += 1
+        if not ok:
+            load.errors += 1
+            load.last_error = error
+        elif not warmup:
+            load.measured_done += 1
+        self.recorder.add(
+            (
+                load.tenant,
+                load.model,
+                load.deployment,
+                scheduled,
+                sent,
+                done,
+                latency_ms,
+                (done - sent) * 1e3,
+                ok,
+                error,
+                warmup,
+            )
+        )
+        if self.env is not None:
+            self.env.events.request.fire(
+                request_type="infer",
+                name=load.tenant,
+                response_time=latency_ms,
+                response_length=size,
+                exception=None if ok else RuntimeError(error),
+                context={"deployment": load.deployment},
+            )
+
+    # -- tenants -------------------------------------------------------------------------------
+    def _dispatch(self, load: TenantLoad) -> None:
+        """Open loop: issue each request at its scheduled time, never waiting for responses."""
+        client = self._client(OPEN_LOOP_CONNECTIONS)
+        inflight = Group()
+        try:
+            for scheduled in load.schedule:
+                if self.abort_reason:
+                    break
+                delay = scheduled - self.now()
+                if delay > 0:
+                    gevent.sleep(delay)
+                inflight.spawn(self._send, load, client, float(scheduled))
+            # Give in-flight requests up to the request timeout; an aborted run (server gone) fails fast.
+            inflight.join(timeout=ABORT_GRACE_S if self.abort_reason else self.request_timeout_s)
+        finally:
+            inflight.kill(block=True)
+            client.close()
+            load.finished.set()
+
+    def _closed_user(self, load: TenantLoad, client: HTTPClient, stop_at: float) -> None:
+        while not self.abort_reason and self.now() < stop_at:
+            now = self.now()
+            self._send(load, client, now)
+
+    def _closed(self, load: TenantLoad) -> None:
+        """Closed loop: ``concurrency`` users, each sending its next request when the last returns."""
+        client = self._client(load.concurrency)
+        users = Group()
+        try:
+            for _ in range(load.concurrency):
+                users.spawn(self._closed_user, load, client, self.duration_s)
+            users.join(timeout=self.warmup_s + self.duration_s + self.request_timeout_s + 1)
+        finally:
+            users.kill(block=True)
+            client.close()
+            load.finished.set()
+
+    # -- Locust --------------------------------------------------------------------------------
+    def _user_class(self, load: TenantLoad) -> type[User]:
+        run = self
+        body = run._dispatch if load.open_loop else run._closed
+
+        class TenantUser(User):
+            fixed_count = 1
+            wait_time = constant(0)
+            host = run.url
+
+            @task
+            def drive(self) -> None:
+                body(load)
+                raise StopUser()
+
+        TenantUser.__name__ = load.tenant
+        TenantUser.__doc__ = f"tenant {load.tenant}: model {load.model}, {load.arrival} load"
+        return TenantUser
+
+    def start(self, lead_s: float = 0.5) -> None:
+        """Start every tenant; measurement begins ``warmup_s`` after a short lead for spawning."""
+        self.env = Environment(user_classes=[self._user_class(t) for t in self.tenants])
+        self.t0 = time.perf_counter() + lead_s + self.warmup_s
+        runner = self.env.create_local_runner()
+        runner.start(user_count=len(self.tenants), spawn_rate=max(100, len(self.tenants)))
+
+    def finished(self) -> bool:
+        return all(t.finished.is_set() for t in self.tenants)
+
+    def abort(self, reason: str) -> None:
+        self.abort_reason = reason
+
+    def stop(self) -> None:
+        if self.env is not None and self.env.runner is not None:
+            self.env.runner.quit()
+
+    def run(self, tick: Callable[[], None], tick_s: float = 0.5) -> None:
+        """Start, then call ``tick`` (progress, flushing, health checks) until every tenant is done."""
+        self.start()
+        try:
+            while not self.finished():
+                gevent.sleep(tick_s)
+                tick()
+        finally:
+            self.stop()
+
+
+def _error_text(payload: bytes) -> str:
+    try:
+        return str(json.loads(payload).get("error", ""))[:500]
+    except (ValueError, AttributeError):
+        return payload[:200].decode(errors="replace")

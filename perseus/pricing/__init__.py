@@ -1,0 +1,1 @@
+"""Instance prices: a bundled catalog with its source and date."""

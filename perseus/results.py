@@ -1,0 +1,104 @@
+"""The results folder: layout, manifest, readers and writers. The one place that knows file names.
+
+<run>/manifest.json, scenario.toml, summary.csv, report.html, report.md, plots/*.png
+<run>/<deployment>/requests.parquet, telemetry.parquet, server.log, configs/*.pbtxt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+SCENARIO_COPY = "scenario.toml"
+SUMMARY_CSV = "summary.csv"
+DEPLOYMENTS_CSV = "deployments.csv"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+PLOTS = "plots"
+REQUESTS = "requests.parquet"
+TELEMETRY = "telemetry.parquet"
+SERVER_LOG = "server.log"
+CONFIGS = "configs"
+
+REQUEST_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("model", pa.string()),
+        ("deployment", pa.string()),
+        ("scheduled_s", pa.float64()),
+        ("sent_s", pa.float64()),
+        ("done_s", pa.float64()),
+        ("latency_ms", pa.float64()),
+        ("service_ms", pa.float64()),
+        ("ok", pa.bool_()),
+        ("error", pa.string()),
+        ("warmup", pa.bool_()),
+    ]
+)
+
+TELEMETRY_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("source", pa.string()),
+        ("metric", pa.string()),
+        ("labels", pa.string()),  # JSON object, sorted keys
+        ("value", pa.float64()),
+    ]
+)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_run_dir(scenario_name: str, root: Path = Path("results")) -> Path:
+    return root / f"{scenario_name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write-then-rename, so a crash never leaves a half-written manifest."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def deployment_dirs(run_dir: Path) -> list[Path]:
+    """Deployment folders in manifest order (those that recorded requests)."""
+    manifest = read_manifest(run_dir)
+    names = list(manifest.get("deployments", {}))
+    return [Path(run_dir) / n for n in names if (Path(run_dir) / n / REQUESTS).exists()]
+
+
+def read_requests(run_dir: Path, columns: list[str] | None = None) -> pa.Table:
+    """All deployments' request records as one Arrow table (only the columns asked for)."""
+    tables = [pq.read_table(d / REQUESTS, columns=columns) for d in deployment_dirs(run_dir)]
+    if not tables:
+        schema = REQUEST_SCHEMA if columns is None else pa.schema([REQUEST_SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+def read_telemetry(run_dir: Path) -> pa.Table:
+    tables = []
+    for d in deployment_dirs(run_dir):
+        path = d / TELEMETRY
+        if path.exists():
+            t = pq.read_table(path)
+            tables.append(t.append_column("deployment", pa.array([d.name] * t.num_rows, pa.string())))
+    if not tables:
+        return TELEMETRY_SCHEMA.append(pa.field("deployment", pa.string())).empty_table()
+    return pa.concat_tables(tables)

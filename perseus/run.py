@@ -1,0 +1,142 @@
+"""A run: every deployment of a scenario, one after another, into one results folder."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from perseus import __version__, results
+from perseus.errors import InputError
+from perseus.plan import Deployment
+from perseus.pricing.catalog import known, lookup
+from perseus.scenario import Scenario
+from perseus.telemetry import gpu, host
+
+VERSIONED = ("locust", "tritonclient", "nvidia-pytriton", "onnxruntime", "numpy", "pandas", "pyarrow", "gevent")
+
+
+def versions() -> dict[str, str]:
+    out = {"perseus": __version__, "python": sys.version.split()[0]}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["tritonserver"] = "2.51.0 (bundled in nvidia-pytriton 0.7.0)" if out["nvidia-pytriton"] == "0.7.0" else "?"
+    return out
+
+
+def check_price(scenario: Scenario, source: str):
+    p = scenario.pricing
+    price = lookup(p.provider, p.instance, p.region, p.market)
+    if price is None:
+        options = ", ".join(known(p.provider, p.region, p.market)) or "none"
+        raise InputError(
+            source,
+            "pricing.instance",
+            f"'{p.instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})",
+        )
+    return price
+
+
+def prepare_run_dir(out: Path | None, scenario_name: str) -> Path:
+    """``--out`` must be absent or empty; the default is results/<name>-<UTC timestamp>/."""
+    run_dir = Path(out) if out else results.default_run_dir(scenario_name)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise InputError("--out", None, f"{run_dir} exists and is not an empty folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def use_gpu(scenario: Scenario, gpus: list[dict]) -> bool:
+    if scenario.server.device == "gpu" and not gpus:
+        raise InputError("scenario", "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
+    return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
+
+
+def new_manifest(
+    scenario_file: Path,
+    raw: dict,
+    scenario: Scenario,
+    deployments: list[Deployment],
+    price,
+    gpus: list[dict],
+    gpu_note: str | None,
+    command: str,
+) -> dict:
+    return {
+        "perseus": __version__,
+        "command": command,
+        "scenario": {"file": str(scenario_file), "requested": raw, "effective": scenario.model_dump(mode="json")},
+        "seed": scenario.run.seed,
+        "versions": versions(),
+        "host": host.facts(),
+        "gpus": gpus,
+        "gpu_note": gpu_note,
+        "price": {**price.__dict__} if price else None,
+        "started": results.utc_now(),
+        "ended": None,
+        "status": "running",
+        "deployments": {
+            d.name: {"tenants": list(d.tenants), "status": "not started", "duration_s": scenario.run.duration_s}
+            for d in deployments
+        },
+    }
+
+
+def save_inputs(run_dir: Path, scenario_file: Path, manifest: dict) -> None:
+    shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
+    results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+
+
+def overall_status(manifest: dict) -> str:
+    statuses = [d["status"] for d in manifest["deployments"].values()]
+    if "interrupted" in statuses or "running" in statuses:
+        return "interrupted"
+    if any(s != "completed" for s in statuses):
+        return "failed"
+    return "completed"
+
+
+def execute(
+    scenario: Scenario,
+    deployments: list[Deployment],
+    source_repo: Path,
+    run_dir: Path,
+    manifest: dict,
+    use_gpu_flag: bool,
+) -> str:
+    """Run every deployment in order, keeping the manifest current after each; returns the run status.
+
+    Imported lazily: the load engine imports Locust, which monkey-patches the process for gevent.
+    """
+    from perseus.experiment import run_deployment
+    from perseus.progress import RunDisplay
+
+    def save() -> None:
+        results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+
+    try:
+        with RunDisplay(len(deployments)) as display:
+            for index, deployment in enumerate(deployments, start=1):
+                entry = manifest["deployments"][deployment.name]
+                entry["status"] = "running"
+                save()
+                try:
+                    outcome = run_deployment(
+                        scenario, deployment, source_repo, run_dir, gpu=use_gpu_flag, display=display, index=index
+                    )
+                except KeyboardInterrupt:
+                    entry.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
+                    raise
+                entry.update(outcome.manifest_entry(deployment, scenario.run.duration_s))
+                save()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        manifest["status"] = overall_status(manifest)
+        manifest["ended"] = results.utc_now()
+        save()
+    return manifest["status"]

@@ -1,0 +1,185 @@
+"""The scenario file: typed models (pydantic v2), loading, and errors that name file and field.
+
+Unknown keys are errors everywhere (``extra="forbid"``): a typo must never pass silently.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from perseus.errors import InputError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSpec(_Strict):
+    launcher: Literal["local"] = "local"
+    model_repository: str = "../model_repository"
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    url: str | None = None
+    # Loading several onnxruntime models in the Python backend takes seconds on 2 cores;
+    # GPU hosts loading BERT-base take longer still.
+    startup_timeout_s: float = Field(120.0, gt=0)
+
+
+class RunSpec(_Strict):
+    duration_s: float = Field(60.0, gt=0)
+    warmup_s: float = Field(10.0, ge=0)
+    seed: int = 1
+    baselines: bool = True
+    # A request still in flight this long after its deployment's last arrival is recorded as an error.
+    request_timeout_s: float = Field(30.0, gt=0)
+
+
+class PricingSpec(_Strict):
+    provider: Literal["aws"] = "aws"
+    instance: str = "g4dn.xlarge"
+    region: str = "us-east-1"
+    market: Literal["on-demand", "spot"] = "on-demand"
+
+
+class LoadSpec(_Strict):
+    arrival: Literal["poisson", "constant", "closed"] = "poisson"
+    rate: float | None = Field(None, gt=0)
+    concurrency: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _arrival_needs(self) -> LoadSpec:
+        if self.arrival == "closed":
+            if self.rate is not None:
+                raise ValueError("arrival 'closed' takes concurrency, not rate")
+            if self.concurrency is None:
+                raise ValueError("arrival 'closed' needs concurrency")
+        else:
+            if self.rate is None:
+                raise ValueError(f"arrival '{self.arrival}' needs rate")
+            if self.concurrency is not None:
+                raise ValueError(f"arrival '{self.arrival}' takes rate, not concurrency")
+        return self
+
+
+class TenantServerSpec(_Strict):
+    """Per-tenant Triton settings; a field left out keeps the model's own config.pbtxt value."""
+
+    instances: int | None = Field(None, ge=1)
+    dynamic_batching: bool | None = None
+    max_queue_delay_us: int | None = Field(None, ge=0)
+    max_batch_size: int | None = Field(None, ge=0)
+
+
+class Tenant(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    model: str = Field(min_length=1)
+    sla_ms: float = Field(gt=0)
+    sla_percentile: float = Field(99.0, gt=0, lt=100)
+    batch: int = Field(1, ge=1)
+    load: LoadSpec
+    server: TenantServerSpec = TenantServerSpec()
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    description: str = ""
+    server: ServerSpec = ServerSpec()
+    run: RunSpec = RunSpec()
+    pricing: PricingSpec = PricingSpec()
+    tenants: list[Tenant] = Field(min_length=1)
+
+    def tenant(self, name: str) -> Tenant:
+        return next(t for t in self.tenants if t.name == name)
+
+
+def _field_path(loc: tuple) -> str:
+    """pydantic's ('tenants', 1, 'load', 'rate') -> 'tenants[1].load.rate'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_BOUND_WORDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _reason(err: dict) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    for word, op in _BOUND_WORDS.items():
+        if kind == word:
+            bound = next(iter(ctx.values()))
+            return f"must be {op} {bound:g} (got {err.get('input')!r})"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')} (got {err.get('input')!r})"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')} (lowercase letters, digits, '_' and '-')"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err.get('input')!r})"
+
+
+def parse(data: dict, source: str) -> Scenario:
+    """Validate a scenario mapping; the first problem becomes one InputError naming the field."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = _field_path(tuple(err["loc"])) or None
+        raise InputError(source, field, _reason(err)) from None
+    seen: set[str] = set()
+    for i, tenant in enumerate(scenario.tenants):
+        if tenant.name in seen:
+            raise InputError(source, f"tenants[{i}].name", f"duplicate tenant name '{tenant.name}'")
+        seen.add(tenant.name)
+    return scenario
+
+
+def load(path: Path) -> tuple[Scenario, dict]:
+    """Read and validate a scenario file. Returns the typed scenario and the raw mapping as requested."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, None, f"TOML syntax error: {exc}") from None
+    return parse(raw, str(path)), raw
+
+
+def repository_path(scenario: Scenario, scenario_file: Path) -> Path:
+    """``server.model_repository`` is relative to the scenario file."""
+    return (Path(scenario_file).parent / scenario.server.model_repository).resolve()
+
+
+def with_overrides(
+    scenario: Scenario,
+    *,
+    duration_s: float | None = None,
+    warmup_s: float | None = None,
+    baselines: bool | None = None,
+    source: str = "command line",
+) -> Scenario:
+    """The effective scenario after CLI flags, validated like the file itself."""
+    run = scenario.run.model_dump()
+    for key, value in (("duration_s", duration_s), ("warmup_s", warmup_s), ("baselines", baselines)):
+        if value is not None:
+            run[key] = value
+    data = scenario.model_dump()
+    data["run"] = run
+    return parse(data, source)

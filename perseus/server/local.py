@@ -1,0 +1,186 @@
+"""Launch the bundled tritonserver as a child process bound to loopback.
+
+Every exit path stops it: ``stop()`` sends SIGTERM to the server's own process group, then SIGKILL
+after a grace period. The group holds the Python-backend stub processes too, so nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from perseus.errors import ServerError
+from perseus.server.binary import find_install
+from perseus.server.ports import LOOPBACK, free_ports
+
+# With Python-backend models, tritonserver waits the whole exit timeout for unloads (30 s by
+# default, ENVIRONMENT.md); 3 s is plenty for onnxruntime sessions to drop.
+EXIT_TIMEOUT_S = 3
+KILL_GRACE_S = 5.0
+POLL_S = 0.2
+LOG_TAIL_LINES = 20
+
+_LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def load_failures(log_text: str) -> list[str]:
+    """The server log's own reasons for models that failed to load, one per model."""
+    out = []
+    for line in log_text.splitlines():
+        match = _LOAD_FAILURE.search(line)
+        if match:
+            out.append(f"model '{match.group(1)}': {match.group(2).strip()}")
+    return out
+
+
+class LocalServer:
+    """tritonserver from the nvidia-pytriton wheel, on free loopback ports."""
+
+    def __init__(
+        self,
+        repository: Path,
+        log_path: Path,
+        *,
+        startup_timeout_s: float = 120.0,
+        host: str = LOOPBACK,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.repository = Path(repository)
+        self.log_path = Path(log_path)
+        self.startup_timeout_s = startup_timeout_s
+        self.host = host
+        self.extra_args = extra_args
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+        self._backend_tmp: tempfile.TemporaryDirectory | None = None
+        self.url = self.metrics_url = ""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        install = find_install()
+        self._backend_tmp = tempfile.TemporaryDirectory(prefix="perseus-backends-")
+        backends = install.make_backend_dir(Path(self._backend_tmp.name))
+        http, grpc, metrics = free_ports(3, self.host)
+        self.url = f"http://{self.host}:{http}"
+        self.metrics_url = f"http://{self.host}:{metrics}/metrics"
+        cmd = [
+            str(install.binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            f"--http-port={http}",
+            f"--grpc-port={grpc}",
+            f"--metrics-port={metrics}",
+            # tritonserver listens on 0.0.0.0 unless told otherwise: bind all three to loopback.
+            f"--http-address={self.host}",
+            f"--grpc-address={self.host}",
+            f"--metrics-address={self.host}",
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            "--allow-metrics=true",
+            "--metrics-interval-ms=1000",
+            *self.extra_args,
+        ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=install.environment(),
+            start_new_session=True,  # its own process group, so stop() reaches the backend stubs
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise self._startup_error(f"tritonserver exited with code {self._proc.returncode} during startup")
+            if _http_ok(f"{self.url}/v2/health/ready"):
+                return
+            time.sleep(POLL_S)
+        raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
+
+    def _startup_error(self, what: str) -> ServerError:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        reasons = load_failures(text)
+        message = f"{what}: {'; '.join(reasons)}" if reasons else f"{what} (see {self.log_path})"
+        return ServerError(message, log_tail(self.log_path))
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop_group(proc)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._backend_tmp is not None:
+            self._backend_tmp.cleanup()
+            self._backend_tmp = None
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = None
+    if pgid is not None:
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
+        # Kill what is left of the group too (backend stubs can outlive the server briefly).
+        _signal_group(pgid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we built
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,109 @@
+"""Per-deployment model repositories: the tenants' models with the scenario's settings applied.
+
+Each tenant's model is served under the *tenant's* name. Two tenants may then share a model with
+different settings, and Triton's per-model metrics and statistics are per tenant for free.
+config.pbtxt is parsed and written with Triton's own ModelConfig protobuf, so a broken file is
+caught before any server starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from perseus.errors import InputError
+from perseus.scenario import Scenario, Tenant
+
+CONFIG = "config.pbtxt"
+# Files above this size are linked, not copied: ONNX weights of BERT-base are ~440 MB.
+LINK_ABOVE_BYTES = 1 << 20
+
+
+def read_config(path: Path) -> mc.ModelConfig:
+    try:
+        return text_format.Parse(Path(path).read_text(encoding="utf-8"), mc.ModelConfig())
+    except FileNotFoundError:
+        raise InputError(path, None, "missing config.pbtxt") from None
+    except (text_format.ParseError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"not a valid Triton model config: {exc}") from None
+
+
+def check_models(scenario: Scenario, repository: Path, source: str) -> None:
+    """Every tenant's model exists in the repository with a parseable config (or can be built)."""
+    if not repository.is_dir():
+        raise InputError(source, "server.model_repository", f"no such directory: {repository}")
+    available = sorted(p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for i, tenant in enumerate(scenario.tenants):
+        model_dir = repository / tenant.model
+        if not model_dir.is_dir():
+            raise InputError(
+                source,
+                f"tenants[{i}].model",
+                f"no model '{tenant.model}' in {repository} (has: {', '.join(available) or 'nothing'})",
+            )
+        config = read_config(model_dir / CONFIG)
+        if config.name and config.name != tenant.model:
+            raise InputError(model_dir / CONFIG, "name", f"is '{config.name}' but the folder is '{tenant.model}'")
+        apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
+
+
+def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu: bool) -> mc.ModelConfig:
+    """The tenant's [tenants.server] settings written into a copy of the model's config."""
+    out = mc.ModelConfig()
+    out.CopyFrom(config)
+    out.name = served_name
+    settings = tenant.server
+    if settings.max_batch_size is not None:
+        out.max_batch_size = settings.max_batch_size
+    if settings.instances is not None:
+        del out.instance_group[:]
+        group = out.instance_group.add()
+        group.count = settings.instances
+        group.kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU
+    if settings.dynamic_batching is False:
+        out.ClearField("dynamic_batching")
+    elif settings.dynamic_batching or settings.max_queue_delay_us is not None:
+        out.dynamic_batching.SetInParent()
+        if settings.max_queue_delay_us is not None:
+            out.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
+    if out.HasField("dynamic_batching") and out.max_batch_size == 0:
+        raise InputError(
+            f"tenant '{tenant.name}'",
+            "server.dynamic_batching",
+            f"model '{tenant.model}' has max_batch_size 0, so it cannot batch",
+        )
+    return out
+
+
+def _mirror(src: Path, dst: Path) -> None:
+    """Copy a model folder; large files are symlinked (they are read-only to the server)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        target = dst / item.name
+        if item.name == CONFIG:
+            continue
+        if item.is_dir():
+            _mirror(item, target)
+        elif item.stat().st_size > LINK_ABOVE_BYTES:
+            os.symlink(item.resolve(), target)
+        else:
+            shutil.copy2(item, target)
+
+
+def render(
+    scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool
+) -> dict[str, mc.ModelConfig]:
+    """Write dest/<tenant>/ for each tenant; returns the rendered configs by served name."""
+    rendered = {}
+    for name in tenants:
+        tenant = scenario.tenant(name)
+        src = source / tenant.model
+        config = apply_settings(read_config(src / CONFIG), tenant, name, gpu)
+        _mirror(src, dest / name)
+        (dest / name / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
+        rendered[name] = config
+    return rendered

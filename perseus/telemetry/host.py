@@ -1,0 +1,64 @@
+"""Host facts (for the manifest) and host telemetry (CPU and memory of the server and of the load generator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import psutil
+
+SOURCE = "host"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def facts() -> dict:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+    }
+
+
+class ProcessSampler:
+    """CPU % (of one core) and RSS of a process and its children, sampled between calls."""
+
+    def __init__(self, pid: int, role: str):
+        self.role = role
+        self._labels = json.dumps({"process": role}, sort_keys=True)
+        try:
+            self._proc = psutil.Process(pid)
+            self._proc.cpu_percent(None)
+        except psutil.Error:
+            self._proc = None
+        self._children: dict[int, psutil.Process] = {}
+
+    def rows(self, t_s: float) -> list[tuple]:
+        if self._proc is None:
+            return []
+        try:
+            procs = [self._proc, *self._proc.children(recursive=True)]
+            cpu, rss = 0.0, 0
+            for p in procs:
+                known = self._children.setdefault(p.pid, p)
+                cpu += known.cpu_percent(None)
+                rss += known.memory_info().rss
+        except psutil.Error:
+            return []
+        return [
+            (t_s, SOURCE, "cpu_percent", self._labels, cpu),
+            (t_s, SOURCE, "rss_bytes", self._labels, float(rss)),
+        ]
