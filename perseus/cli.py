@@ -57,7 +57,7 @@ def run(
     """
     from perseus import report
     from perseus import run as runs
-    from perseus.models.build import ensure_built
+    from perseus.models.ensure import ensure_built
     from perseus.plan import plan
     from perseus.server import repository
     from perseus.telemetry import gpu
@@ -107,7 +107,7 @@ def models_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if model.onnx exists.")] = False,
 ) -> None:
     """Write the ONNX files of the model zoo into the repository (seeded random weights)."""
-    from perseus.models.build import build_all
+    from perseus.models.ensure import build_all
 
     with _errors():
         for path in build_all(repository, names or None, force=force):

@@ -6,6 +6,8 @@ Percentiles use numpy's default ``linear`` method (type 7 of Hyndman & Fan 1996)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
@@ -26,8 +28,9 @@ def sla_latency(latency_ms: np.ndarray, ok: np.ndarray, percentile: float) -> fl
     if len(latency_ms) == 0:
         return float("nan")
     lat = np.where(ok, latency_ms, np.inf)
-    # method="higher" returns an observed value, so a tail of failures reads as inf, not nan.
-    return float(np.percentile(lat, percentile, method="higher"))
+    value = float(np.percentile(lat, percentile))
+    # Interpolating towards a failure (inf) gives nan or inf: either way the percentile is a failure.
+    return math.inf if math.isnan(value) else value
 
 
 def sla_attainment(latency_ms: np.ndarray, ok: np.ndarray, sla_ms: float) -> float:

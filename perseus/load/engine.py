@@ -36,6 +36,10 @@ from perseus.load.recorder import StreamWriter
 OPEN_LOOP_CONNECTIONS = 256
 CONNECT_TIMEOUT_S = 5.0
 ABORT_GRACE_S = 2.0
+# The event loop's timers wake up to ~1 ms late (epoll_wait takes milliseconds), which would show up
+# as scheduled-to-sent lag. So sleep until this long before an arrival, then yield in a tight loop
+# (still serving other greenlets) until it is due. Measured here: lag p50 0.8 ms -> 0.002 ms.
+SPIN_S = 0.0015
 
 
 @dataclass
@@ -88,6 +92,13 @@ class LoadRun:
     def now(self) -> float:
         """Seconds since the measurement start (negative during warm-up)."""
         return time.perf_counter() - self.t0
+
+    def _wait_until(self, t: float) -> None:
+        delay = t - self.now() - SPIN_S
+        if delay > 0:
+            gevent.sleep(delay)
+        while self.now() < t:
+            gevent.sleep(0)
 
     # -- one request ---------------------------------------------------------------------------
     def _client(self, connections: int) -> HTTPClient:
@@ -168,9 +179,7 @@ class LoadRun:
             for scheduled in load.schedule:
                 if self.abort_reason:
                     break
-                delay = scheduled - self.now()
-                if delay > 0:
-                    gevent.sleep(delay)
+                self._wait_until(scheduled)
                 inflight.spawn(self._send, load, client, float(scheduled))
             # Give in-flight requests up to the request timeout; an aborted run (server gone) fails fast.
             inflight.join(timeout=ABORT_GRACE_S if self.abort_reason else self.request_timeout_s)

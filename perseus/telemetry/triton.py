@@ -18,7 +18,10 @@ def parse(text: str) -> Iterator[tuple[str, str, float]]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name.startswith(PREFIX):
-                yield sample.name, json.dumps(sample.labels, sort_keys=True), float(sample.value)
+                # The parser names counter samples <family>_total; Triton's documented names have no
+                # suffix (nv_inference_count), so keep those.
+                name = family.name if family.type == "counter" and sample.name == f"{family.name}_total" else sample.name
+                yield name, json.dumps(sample.labels, sort_keys=True), float(sample.value)
 
 
 def scrape(metrics_url: str, timeout_s: float = 2.0) -> str:
