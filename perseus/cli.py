@@ -21,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="Build the bundled model zoo (ONNX graphs with seeded random weights).", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Build the bundled model zoo (ONNX graphs with seeded random weights).", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 EXIT_INTERRUPTED = 130
@@ -46,8 +48,12 @@ def run(
     out: Annotated[
         Path | None, typer.Option(help="Run folder to create (absent or empty). Default: results/<name>-<UTC time>/.")
     ] = None,
-    duration: Annotated[float | None, typer.Option(help="Measured seconds per deployment (overrides run.duration_s).")] = None,
-    warmup: Annotated[float | None, typer.Option(help="Warm-up seconds before measuring (overrides run.warmup_s).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured seconds per deployment (overrides run.duration_s).")
+    ] = None,
+    warmup: Annotated[
+        float | None, typer.Option(help="Warm-up seconds before measuring (overrides run.warmup_s).")
+    ] = None,
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Run only the shared deployment.")] = False,
 ) -> None:
     """Run the shared deployment and each tenant's solo baseline, then write the report.
@@ -102,7 +108,9 @@ def report_cmd(
 
 @models_app.command("build")
 def models_build(
-    names: Annotated[list[str] | None, typer.Argument(help="Models to build (default: every model with a recipe).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to build (default: every model with a recipe).")
+    ] = None,
     repository: Annotated[Path, typer.Option(help="Model repository folder.")] = Path("model_repository"),
     force: Annotated[bool, typer.Option(help="Rebuild even if model.onnx exists.")] = False,
 ) -> None:

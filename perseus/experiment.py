@@ -126,7 +126,7 @@ def run_deployment(
             outcome.status, outcome.reason = "failed", str(exc)
             if isinstance(exc, ServerError) and exc.log_tail:
                 outcome.server_log_tail = exc.log_tail
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the measurements: keep them, report it
+        except Exception as exc:
             outcome.status = "failed"
             outcome.reason = f"internal error: {type(exc).__name__}: {exc}"
             (dep_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")

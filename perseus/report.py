@@ -45,11 +45,12 @@ def build(run_dir: Path) -> Summary:
     pricing = effective["pricing"]
     price = lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
     described, notes = hardware_notes(manifest)
-    deployments = {
-        name: meta for name, meta in manifest["deployments"].items() if meta.get("status") != "not started"
-    }
-    failed = [f"deployment {n} {m['status']}: {m.get('reason', '')}" for n, m in deployments.items()
-              if m.get("status") != "completed"]
+    deployments = {name: meta for name, meta in manifest["deployments"].items() if meta.get("status") != "not started"}
+    failed = [
+        f"deployment {n} {m['status']}: {m.get('reason', '')}"
+        for n, m in deployments.items()
+        if m.get("status") != "completed"
+    ]
     summary = summarize(
         requests,
         effective,

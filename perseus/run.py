@@ -12,7 +12,7 @@ from perseus.errors import InputError
 from perseus.plan import Deployment
 from perseus.pricing.catalog import known, lookup
 from perseus.scenario import Scenario
-from perseus.telemetry import gpu, host
+from perseus.telemetry import host
 
 VERSIONED = ("locust", "tritonclient", "nvidia-pytriton", "onnxruntime", "numpy", "pandas", "pyarrow", "gevent")
 

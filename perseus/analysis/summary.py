@@ -95,7 +95,7 @@ def tenant_row(deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_
         "deployment": deployment,
         "tenant": spec.name,
         "model": spec.model,
-        "requests": int(len(frame)),
+        "requests": len(frame),
         "errors": int(len(frame) - completed),
         "duration_s": window,
         "throughput_rps": completed / window if window > 0 else math.nan,

@@ -29,13 +29,13 @@ def poisson(rate: float, start_s: float, length_s: float, rng: np.random.Generat
     run issue exactly rate x duration requests, so throughput checks carry no count noise, while
     inter-arrival gaps stay exponential.
     """
-    n = int(round(rate * length_s))
+    n = round(rate * length_s)
     return start_s + np.sort(rng.uniform(0.0, length_s, size=n))
 
 
 def constant(rate: float, start_s: float, length_s: float, rng: np.random.Generator) -> np.ndarray:
     """Evenly spaced arrivals with a seeded phase, so tenants at the same rate do not fire in lockstep."""
-    n = int(round(rate * length_s))
+    n = round(rate * length_s)
     phase = rng.uniform(0.0, 1.0)
     return start_s + (np.arange(n) + phase) / rate
 

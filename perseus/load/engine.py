@@ -131,7 +131,7 @@ class LoadRun:
             except gevent.GreenletExit:
                 error = f"aborted: {self.abort_reason or 'request still in flight at the drain timeout'}"
                 raise
-            except Exception as exc:  # noqa: BLE001 - any client failure is a failed request, recorded
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
         finally:
             self._record(load, scheduled, sent, self.now(), ok, error, size)

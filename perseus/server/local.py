@@ -6,6 +6,7 @@ after a grace period. The group holds the Python-backend stub processes too, so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -158,10 +159,8 @@ def _stop_group(proc: subprocess.Popen) -> None:
         pgid = None
     if pgid is not None:
         _signal_group(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            pass
         # Kill what is left of the group too (backend stubs can outlive the server briefly).
         _signal_group(pgid, signal.SIGKILL)
     try:
@@ -172,10 +171,8 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:

@@ -94,9 +94,7 @@ def _mirror(src: Path, dst: Path) -> None:
             shutil.copy2(item, target)
 
 
-def render(
-    scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool
-) -> dict[str, mc.ModelConfig]:
+def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool) -> dict[str, mc.ModelConfig]:
     """Write dest/<tenant>/ for each tenant; returns the rendered configs by served name."""
     rendered = {}
     for name in tenants:

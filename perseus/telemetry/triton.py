@@ -20,7 +20,9 @@ def parse(text: str) -> Iterator[tuple[str, str, float]]:
             if sample.name.startswith(PREFIX):
                 # The parser names counter samples <family>_total; Triton's documented names have no
                 # suffix (nv_inference_count), so keep those.
-                name = family.name if family.type == "counter" and sample.name == f"{family.name}_total" else sample.name
+                name = (
+                    family.name if family.type == "counter" and sample.name == f"{family.name}_total" else sample.name
+                )
                 yield name, json.dumps(sample.labels, sort_keys=True), float(sample.value)
 
 
