@@ -77,7 +77,7 @@ class TritonPythonModel:
                 for i, response in zip(feeds, self._run_batched(list(feeds.values())), strict=True):
                     responses[i] = response
                 return responses
-            except Exception:  # fall back to one run per request, below
+            except Exception:  # noqa: S110 - fall back to one run per request, below
                 pass
         for i, feed in feeds.items():
             try:
