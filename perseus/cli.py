@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,11 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 EXIT_INTERRUPTED = 130
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM (kill, CI timeouts, container stops) gets the same orderly stop as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -68,6 +74,7 @@ def run(
     from perseus.server import repository
     from perseus.telemetry import gpu
 
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
         scenario, raw = scenarios.load(scenario_file)
         baselines = False if no_baselines else None

@@ -39,6 +39,7 @@ class Outcome:
     reason: str | None = None
     server_log_tail: str | None = None
     requests: int = 0
+    measured_s: float | None = None  # measured seconds, when the deployment stopped early
 
     def manifest_entry(self, deployment: Deployment, duration_s: float) -> dict:
         entry = {
@@ -46,7 +47,8 @@ class Outcome:
             "status": self.status,
             "started": self.started,
             "ended": self.ended,
-            "duration_s": duration_s,
+            # A deployment cut short is analysed over the time it actually measured.
+            "duration_s": duration_s if self.measured_s is None else min(duration_s, self.measured_s),
             "requests": self.requests,
         }
         if self.reason:
@@ -97,7 +99,7 @@ def run_deployment(
     outcome = Outcome(status="completed", started=results.utc_now())
     recorder = StreamWriter(dep_dir / results.REQUESTS, results.REQUEST_SCHEMA)
     telemetry = StreamWriter(dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
-    server = None
+    server = run = None
     with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp:
         try:
             rendered = repository.render(scenario, list(deployment.tenants), source_repo, Path(tmp) / "repo", gpu)
@@ -120,8 +122,8 @@ def run_deployment(
             if run.abort_reason:
                 outcome.status, outcome.reason = "failed", run.abort_reason
         except KeyboardInterrupt:
-            outcome.status, outcome.reason = "interrupted", "interrupted by the user (Ctrl-C)"
-            raise
+            # Not re-raised: the caller sees the status, records it and stops the run.
+            outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
         except PerseusError as exc:
             outcome.status, outcome.reason = "failed", str(exc)
             if isinstance(exc, ServerError) and exc.log_tail:
@@ -131,6 +133,8 @@ def run_deployment(
             outcome.reason = f"internal error: {type(exc).__name__}: {exc}"
             (dep_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
+            if outcome.status != "completed" and run is not None and run.t0:
+                outcome.measured_s = max(0.0, run.now())
             if server is not None:
                 server.stop()
             outcome.requests = recorder.count

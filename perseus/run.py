@@ -129,10 +129,12 @@ def execute(
                         scenario, deployment, source_repo, run_dir, gpu=use_gpu_flag, display=display, index=index
                     )
                 except KeyboardInterrupt:
-                    entry.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
+                    entry.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
                     raise
                 entry.update(outcome.manifest_entry(deployment, scenario.run.duration_s))
                 save()
+                if outcome.status == "interrupted":
+                    break
     except KeyboardInterrupt:
         pass
     finally:

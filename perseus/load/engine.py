@@ -249,6 +249,9 @@ class LoadRun:
             while not self.finished():
                 gevent.sleep(tick_s)
                 tick()
+        except KeyboardInterrupt:
+            self.abort("interrupted")
+            raise
         finally:
             self.stop()
 
