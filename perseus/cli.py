@@ -98,6 +98,67 @@ def run(
     raise typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
 
 
+@app.command()
+def calibrate(
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create. Default: results/calibration-<UTC time>/.")
+    ] = None,
+    service_ms: Annotated[float, typer.Option(help="Deterministic service time of the calibration model.")] = 10.0,
+    rho: Annotated[
+        list[float] | None, typer.Option(help="Utilisation to test; repeat for several. Default 0.5, 0.8.")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Measured seconds per utilisation.")] = 60.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per utilisation.")] = 5.0,
+    quick: Annotated[
+        bool, typer.Option(help="A few seconds per step: checks the machinery, not the accuracy.")
+    ] = False,
+) -> None:
+    """Check the harness against queueing theory: an M/D/1 server under Poisson load.
+
+    Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
+    from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
+    p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (Lindley recursion). Also reports
+    the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
+    """
+    from perseus import report
+    from perseus import run as runs
+    from perseus.calibration import run as calib
+    from perseus.errors import InputError
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with _errors():
+        settings = calib.QUICK if quick else calib.Settings(service_ms, tuple(rho or (0.5, 0.8)), duration, warmup)
+        if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
+            raise InputError("command line", None, "--service-ms and --duration must be > 0, --warmup >= 0")
+        if not all(0 < r < 1 for r in settings.rhos):
+            raise InputError("command line", "--rho", "each utilisation must be in (0, 1)")
+        run_dir = runs.prepare_run_dir(out, "calibration")
+        command = shlex.join(["perseus", *sys.argv[1:]])
+        manifest: dict = {}
+
+        def record(scenario, deployments) -> None:
+            previous = manifest.get("deployments", {})
+            fresh = runs.new_manifest(
+                None, scenario.model_dump(mode="json"), scenario, deployments, None, [], None, command
+            )
+            fresh["deployments"] = {**fresh["deployments"], **previous}
+            fresh["started"] = manifest.get("started", fresh["started"])
+            manifest.clear()
+            manifest.update(fresh)
+            runs.save_inputs(run_dir, None, manifest)
+
+        with runs.Runner(run_dir, manifest, False, 1 + len(settings.rhos)) as runner:
+            table = calib.execute(
+                settings, run_dir, record, lambda sc, dep: runner.run(sc, dep, run_dir / calib.REPOSITORY)
+            )
+        (run_dir / calib.CALIBRATION_MD).write_text(calib.markdown(table), encoding="utf-8")
+        report.build(run_dir)
+        typer.echo(calib.markdown(table), err=True)
+        typer.echo(str(run_dir))
+    status = manifest.get("status", "failed")
+    raise typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
+
+
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `perseus run`.")],

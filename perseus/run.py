@@ -57,7 +57,7 @@ def use_gpu(scenario: Scenario, gpus: list[dict]) -> bool:
 
 
 def new_manifest(
-    scenario_file: Path,
+    scenario_file: Path | None,
     raw: dict,
     scenario: Scenario,
     deployments: list[Deployment],
@@ -86,8 +86,9 @@ def new_manifest(
     }
 
 
-def save_inputs(run_dir: Path, scenario_file: Path, manifest: dict) -> None:
-    shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
+def save_inputs(run_dir: Path, scenario_file: Path | None, manifest: dict) -> None:
+    if scenario_file is not None:
+        shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
     results.write_json_atomic(run_dir / results.MANIFEST, manifest)
 
 
@@ -100,6 +101,58 @@ def overall_status(manifest: dict) -> str:
     return "completed"
 
 
+class Runner:
+    """Runs deployments into one run folder, keeping the manifest current after each."""
+
+    def __init__(self, run_dir: Path, manifest: dict, use_gpu_flag: bool, total: int):
+        from perseus.progress import RunDisplay
+
+        self.run_dir, self.manifest, self.use_gpu = run_dir, manifest, use_gpu_flag
+        self.display = RunDisplay(total)
+        self.index = 0
+
+    def __enter__(self) -> Runner:
+        self.display.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.display.__exit__(*exc)
+        self.manifest["status"] = overall_status(self.manifest)
+        self.manifest["ended"] = results.utc_now()
+        self.save()
+
+    def save(self) -> None:
+        results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
+
+    def run(self, scenario: Scenario, deployment: Deployment, source_repo: Path) -> str:
+        """Run one deployment; returns its status. Ctrl-C inside it comes back as "interrupted"."""
+        # Imported here: the load engine imports Locust, which monkey-patches the process for gevent.
+        from perseus.experiment import run_deployment
+
+        self.index += 1
+        entry = self.manifest["deployments"].setdefault(
+            deployment.name, {"tenants": list(deployment.tenants), "duration_s": scenario.run.duration_s}
+        )
+        entry["status"] = "running"
+        self.save()
+        try:
+            outcome = run_deployment(
+                scenario,
+                deployment,
+                source_repo,
+                self.run_dir,
+                gpu=self.use_gpu,
+                display=self.display,
+                index=self.index,
+            )
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
+            raise
+        entry.update(outcome.manifest_entry(deployment, scenario.run.duration_s))
+        self.save()
+        return outcome.status
+
+
 def execute(
     scenario: Scenario,
     deployments: list[Deployment],
@@ -108,37 +161,12 @@ def execute(
     manifest: dict,
     use_gpu_flag: bool,
 ) -> str:
-    """Run every deployment in order, keeping the manifest current after each; returns the run status.
-
-    Imported lazily: the load engine imports Locust, which monkey-patches the process for gevent.
-    """
-    from perseus.experiment import run_deployment
-    from perseus.progress import RunDisplay
-
-    def save() -> None:
-        results.write_json_atomic(run_dir / results.MANIFEST, manifest)
-
+    """Run every deployment in order; stop at an interruption. Returns the run's status."""
     try:
-        with RunDisplay(len(deployments)) as display:
-            for index, deployment in enumerate(deployments, start=1):
-                entry = manifest["deployments"][deployment.name]
-                entry["status"] = "running"
-                save()
-                try:
-                    outcome = run_deployment(
-                        scenario, deployment, source_repo, run_dir, gpu=use_gpu_flag, display=display, index=index
-                    )
-                except KeyboardInterrupt:
-                    entry.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
-                    raise
-                entry.update(outcome.manifest_entry(deployment, scenario.run.duration_s))
-                save()
-                if outcome.status == "interrupted":
+        with Runner(run_dir, manifest, use_gpu_flag, len(deployments)) as runner:
+            for deployment in deployments:
+                if runner.run(scenario, deployment, source_repo) == "interrupted":
                     break
     except KeyboardInterrupt:
         pass
-    finally:
-        manifest["status"] = overall_status(manifest)
-        manifest["ended"] = results.utc_now()
-        save()
     return manifest["status"]

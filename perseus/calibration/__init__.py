@@ -1,0 +1,1 @@
+"""`perseus calibrate`: the harness checked against queueing theory on a model of known service time."""

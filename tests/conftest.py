@@ -1,0 +1,101 @@
+"""Shared helpers: run the real CLI as a subprocess, and find the tritonserver processes it started.
+
+Every CLI subprocess gets its own TMPDIR. perseus renders each deployment's model repository and
+backend folder under the temporary directory, and both paths are on tritonserver's command line (and
+the Python-backend stubs' too), so a process is ours exactly when its command line holds that TMPDIR.
+That keeps the checks right while other runs (other people's) start their own servers on this host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRITON_NAMES = ("tritonserver", "triton_python_backend_stub")
+
+
+def cli_env(tmpdir: Path | None = None) -> dict[str, str]:
+    """Environment for a CLI subprocess: plain, wide output and (optionally) its own TMPDIR."""
+    env = dict(os.environ)
+    env.update(COLUMNS="200", NO_COLOR="1", TERM="dumb", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("FORCE_COLOR", None)
+    if tmpdir is not None:
+        Path(tmpdir).mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)
+    return env
+
+
+def run_cli(
+    args: list[str], cwd: Path = REPO_ROOT, *, tmpdir: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``perseus ARGS`` in a fresh interpreter (cli.py runs ``main()`` under ``__main__``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "perseus.cli", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(tmpdir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def triton_processes(marker: str | Path | None = None) -> list[psutil.Process]:
+    """Live tritonserver / Python-backend-stub processes; with ``marker``, only those whose command line holds it."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        try:
+            info = proc.info
+            if info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = info["cmdline"] or []
+            exe = Path(cmdline[0]).name if cmdline else ""
+            if not any(n in (info["name"] or "") or n == exe for n in TRITON_NAMES):
+                continue
+            if marker is not None and not any(str(marker) in part for part in cmdline):
+                continue
+            found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def kill_ours(marker: str | Path) -> list[int]:
+    """Last-resort cleanup after a failed test: SIGKILL the triton processes this test started, by pid."""
+    pids = []
+    for proc in triton_processes(marker):
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+            pids.append(proc.pid)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+# The helpers as (session-scoped) fixtures, so test modules need not import conftest.
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., subprocess.CompletedProcess]:
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def tritons() -> Callable[..., list[psutil.Process]]:
+    return triton_processes
+
+
+@pytest.fixture(scope="session")
+def kill_tritons() -> Callable[..., list[int]]:
+    return kill_ours
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

@@ -1,0 +1,414 @@
+"""Scenario loading and validation: every error names the file and the field, as `FILE: FIELD: reason`."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perseus.errors import InputError
+from perseus.run import check_price
+from perseus.scenario import Scenario, load, parse, with_overrides
+from perseus.server.repository import check_models
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS = REPO_ROOT / "model_repository"
+SRC = "x.toml"
+
+BASE_TOML = """
+name = "t"
+
+[server]
+model_repository = "models"
+
+[run]
+duration_s = 4
+warmup_s = 1
+
+[pricing]
+instance = "g4dn.xlarge"
+
+[[tenants]]
+name = "vision"
+model = "resnet_tiny"
+sla_ms = 100
+[tenants.load]
+arrival = "poisson"
+rate = 25
+
+[[tenants]]
+name = "series"
+model = "lstm_tiny"
+sla_ms = 100
+sla_percentile = 95
+[tenants.load]
+arrival = "constant"
+rate = 20
+[tenants.server]
+dynamic_batching = true
+"""
+BASE = tomllib.loads(BASE_TOML)
+
+
+def _ids(value):
+    """Parametrize ids: the field name, not '<lambda>'."""
+    return value if isinstance(value, str) else "case"
+
+
+def mutated(change: Callable[[dict], object]) -> dict:
+    data = copy.deepcopy(BASE)
+    change(data)
+    return data
+
+
+def error_of(data: dict, source: str = SRC) -> InputError:
+    with pytest.raises(InputError) as info:
+        parse(data, source)
+    return info.value
+
+
+def test_base_scenario_is_valid():
+    s = parse(copy.deepcopy(BASE), SRC)
+    assert isinstance(s, Scenario)
+    assert [t.name for t in s.tenants] == ["vision", "series"]
+    assert s.tenant("series").server.dynamic_batching is True
+    assert s.tenant("vision").sla_percentile == 99  # default
+
+
+# -- unknown keys, at every level ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(nmae="t"), "nmae"),
+        (lambda d: d["server"].update(devcie="cpu"), "server.devcie"),
+        (lambda d: d["run"].update(sede=3), "run.sede"),
+        (lambda d: d["pricing"].update(regoin="eu"), "pricing.regoin"),
+        (lambda d: d["tenants"][0].update(sla=5), "tenants[0].sla"),
+        (lambda d: d["tenants"][1]["load"].update(rps=5), "tenants[1].load.rps"),
+        (lambda d: d["tenants"][1]["server"].update(instance=2), "tenants[1].server.instance"),
+    ],
+    ids=_ids,
+)
+def test_unknown_keys(change, field):
+    err = error_of(mutated(change))
+    assert str(err) == f"{SRC}: {field}: unknown key"
+    assert err.field == field
+    assert err.exit_code == 2
+
+
+# -- wrong types -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda d: d["run"].update(duration_s="long"), "run.duration_s", "valid number"),
+        (lambda d: d["run"].update(seed=1.5), "run.seed", "valid integer"),
+        (lambda d: d["run"].update(baselines="maybe"), "run.baselines", "valid boolean"),
+        (lambda d: d["tenants"][0].update(sla_ms="fast"), "tenants[0].sla_ms", "valid number"),
+        (lambda d: d["tenants"][1].update(batch=2.5), "tenants[1].batch", "valid integer"),
+        (lambda d: d["tenants"][0]["load"].update(rate="many"), "tenants[0].load.rate", "valid number"),
+        (lambda d: d["tenants"][1]["server"].update(instances="two"), "tenants[1].server.instances", "valid integer"),
+        (lambda d: d.update(tenants={"name": "x"}), "tenants", "valid list"),
+        (lambda d: d["tenants"][0].update(load=5), "tenants[0].load", "valid dictionary"),
+    ],
+    ids=_ids,
+)
+def test_wrong_types(change, field, words):
+    err = error_of(mutated(change))
+    assert str(err).startswith(f"{SRC}: {field}: ")
+    assert words in err.reason
+    assert "(got " in err.reason  # shows what was given
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG scenario.py: pydantic lax mode coerces TOML values of the wrong type "
+    "(rate = true -> 1 req/s, baselines = 'yes' -> True, seed = '1' -> 1) instead of rejecting them",
+)
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["tenants"][0]["load"].update(rate=True), "tenants[0].load.rate"),
+        (lambda d: d["run"].update(baselines="yes"), "run.baselines"),
+        (lambda d: d["run"].update(seed="1"), "run.seed"),
+    ],
+    ids=_ids,
+)
+def test_wrong_types_are_not_coerced(change, field):
+    assert error_of(mutated(change)).field == field
+
+
+# -- bounds ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["tenants"][0]["load"].update(rate=0), "tenants[0].load.rate: must be > 0"),
+        (lambda d: d["tenants"][1]["load"].update(rate=-2.5), "tenants[1].load.rate: must be > 0"),
+        (lambda d: d["run"].update(duration_s=0), "run.duration_s: must be > 0"),
+        (lambda d: d["run"].update(warmup_s=-1), "run.warmup_s: must be >= 0"),
+        (lambda d: d["tenants"][0].update(sla_percentile=0), "tenants[0].sla_percentile: must be > 0"),
+        (lambda d: d["tenants"][0].update(sla_percentile=100), "tenants[0].sla_percentile: must be < 100"),
+        (lambda d: d["tenants"][0].update(sla_ms=0), "tenants[0].sla_ms: must be > 0"),
+        (lambda d: d["tenants"][1].update(batch=0), "tenants[1].batch: must be >= 1"),
+    ],
+    ids=_ids,
+)
+def test_bounds(change, message):
+    assert str(error_of(mutated(change))).startswith(f"{SRC}: {message} (got ")
+
+
+def test_zero_rate_message_exactly():
+    assert str(error_of(mutated(lambda d: d["tenants"][0]["load"].update(rate=0)))) == (
+        "x.toml: tenants[0].load.rate: must be > 0 (got 0)"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG scenario.py: `inf` (valid TOML) passes gt=0 for rate/duration_s; the run then dies in "
+    "arrivals (round(inf) -> OverflowError) after the server started, exit 1 instead of 2",
+)
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["tenants"][0]["load"].update(rate=float("inf")), "tenants[0].load.rate"),
+        (lambda d: d["run"].update(duration_s=float("inf")), "run.duration_s"),
+    ],
+    ids=_ids,
+)
+def test_infinite_values_rejected(change, field):
+    assert error_of(mutated(change)).field == field
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+def test_duplicate_tenant_names():
+    err = error_of(mutated(lambda d: d["tenants"][1].update(name="vision")))
+    assert err.field == "tenants[1].name"
+    assert str(err) == "x.toml: tenants[1].name: duplicate tenant name 'vision'"
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "Vision", "", "-a", "a b", "ü"])
+def test_bad_tenant_names(name):
+    err = error_of(mutated(lambda d: d["tenants"][0].update(name=name)))
+    assert err.field == "tenants[0].name"
+    assert str(err).startswith("x.toml: tenants[0].name: must match ")
+
+
+def test_bad_scenario_name():
+    assert error_of(mutated(lambda d: d.update(name="../up"))).field == "name"
+
+
+@pytest.mark.parametrize(
+    ("load", "reason"),
+    [
+        ({"arrival": "closed", "rate": 3, "concurrency": 2}, "arrival 'closed' takes concurrency, not rate"),
+        ({"arrival": "poisson"}, "arrival 'poisson' needs rate"),
+        ({"arrival": "constant"}, "arrival 'constant' needs rate"),
+        ({"arrival": "closed"}, "arrival 'closed' needs concurrency"),
+        ({"arrival": "poisson", "rate": 3, "concurrency": 2}, "arrival 'poisson' takes rate, not concurrency"),
+    ],
+)
+def test_arrival_needs(load, reason):
+    err = error_of(mutated(lambda d: d["tenants"][1].update(load=load)))
+    assert str(err) == f"x.toml: tenants[1].load: {reason}"
+
+
+def test_unknown_arrival_lists_the_choices():
+    err = error_of(mutated(lambda d: d["tenants"][0]["load"].update(arrival="trace")))
+    assert err.field == "tenants[0].load.arrival"
+    assert "'poisson'" in err.reason
+    assert "'closed'" in err.reason
+    assert "(got 'trace')" in err.reason
+
+
+def test_closed_with_concurrency_is_valid():
+    s = parse(mutated(lambda d: d["tenants"][0].update(load={"arrival": "closed", "concurrency": 4})), SRC)
+    assert s.tenants[0].load.concurrency == 4
+    assert s.tenants[0].load.rate is None
+
+
+def test_empty_tenants():
+    err = error_of(mutated(lambda d: d.update(tenants=[])))
+    assert err.field == "tenants"
+    assert str(err).startswith("x.toml: tenants: ")
+    assert "at least 1" in err.reason
+
+
+def test_missing_required_keys():
+    assert str(error_of(mutated(lambda d: d.pop("tenants")))) == "x.toml: tenants: required key is missing"
+    err = error_of(mutated(lambda d: d["tenants"][1].pop("sla_ms")))
+    assert str(err) == "x.toml: tenants[1].sla_ms: required key is missing"
+
+
+def test_literal_choices():
+    err = error_of(mutated(lambda d: d["pricing"].update(market="reserved")))
+    assert err.field == "pricing.market"
+    assert "'on-demand'" in err.reason
+    assert "'spot'" in err.reason
+
+
+# -- files -----------------------------------------------------------------------------------------
+def test_load_reads_a_file(tmp_path: Path):
+    path = tmp_path / "good.toml"
+    path.write_text(BASE_TOML)
+    scenario, raw = load(path)
+    assert scenario.name == "t"
+    assert raw == BASE
+
+
+def test_load_error_names_the_file(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE_TOML.replace("rate = 25", "rate = -1"))
+    with pytest.raises(InputError) as info:
+        load(path)
+    assert str(info.value) == f"{path}: tenants[0].load.rate: must be > 0 (got -1)"
+
+
+def test_toml_syntax_error(tmp_path: Path):
+    path = tmp_path / "syntax.toml"
+    path.write_text('name = "t"\n[run\nduration_s = 1\n')
+    with pytest.raises(InputError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: TOML syntax error: ")
+    assert "line 2" in message
+    assert "\n" not in message
+    assert info.value.field is None
+
+
+def test_missing_file(tmp_path: Path):
+    path = tmp_path / "absent.toml"
+    with pytest.raises(InputError) as info:
+        load(path)
+    assert str(info.value) == f"{path}: no such file"
+
+
+def test_a_folder_is_not_a_scenario(tmp_path: Path):
+    with pytest.raises(InputError) as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path}: cannot read")
+
+
+# -- command-line overrides --------------------------------------------------------------------------
+def test_overrides_are_validated():
+    s = parse(copy.deepcopy(BASE), SRC)
+    with pytest.raises(InputError) as info:
+        with_overrides(s, duration_s=-1, source="cli.toml")
+    assert str(info.value) == "cli.toml: run.duration_s: must be > 0 (got -1)"
+    with pytest.raises(InputError) as info:
+        with_overrides(s, warmup_s=-0.5, source="cli.toml")
+    assert info.value.field == "run.warmup_s"
+
+
+def test_overrides_apply_and_keep_the_rest():
+    s = parse(copy.deepcopy(BASE), SRC)
+    o = with_overrides(s, duration_s=2.5, warmup_s=0, baselines=False)
+    assert (o.run.duration_s, o.run.warmup_s, o.run.baselines) == (2.5, 0, False)
+    assert o.tenants == s.tenants
+    assert with_overrides(s) == s
+
+
+# -- model repository ----------------------------------------------------------------------------------
+def _scenario(**tenant0) -> Scenario:
+    return parse(mutated(lambda d: d["tenants"][0].update(**tenant0)), SRC)
+
+
+def test_bundled_models_pass():
+    check_models(parse(copy.deepcopy(BASE), SRC), MODELS, SRC)
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(InputError) as info:
+        check_models(_scenario(model="resnet_huge"), MODELS, SRC)
+    err = info.value
+    assert err.field == "tenants[0].model"
+    assert str(err).startswith(f"{SRC}: tenants[0].model: no model 'resnet_huge' in {MODELS}")
+    listed = re.search(r"\(has: (.*)\)$", err.reason).group(1).split(", ")
+    assert {"resnet_tiny", "lstm_tiny", "bert_tiny"} <= set(listed)
+
+
+def test_missing_repository(tmp_path: Path):
+    with pytest.raises(InputError) as info:
+        check_models(_scenario(), tmp_path / "nowhere", SRC)
+    assert str(info.value) == f"{SRC}: server.model_repository: no such directory: {tmp_path / 'nowhere'}"
+
+
+def _repo_with(tmp_path: Path, name: str, config: str) -> Path:
+    repo = tmp_path / "repo"
+    (repo / name / "1").mkdir(parents=True)
+    (repo / name / "config.pbtxt").write_text(config)
+    shutil.copytree(MODELS / "lstm_tiny", repo / "lstm_tiny", ignore=shutil.ignore_patterns("*.onnx"))
+    return repo
+
+
+def test_broken_config(tmp_path: Path):
+    repo = _repo_with(tmp_path, "resnet_tiny", 'name: "resnet_tiny"\nmax_batch_size: oops {\n')
+    with pytest.raises(InputError) as info:
+        check_models(parse(copy.deepcopy(BASE), SRC), repo, SRC)
+    path = repo / "resnet_tiny" / "config.pbtxt"
+    assert str(info.value).startswith(f"{path}: not a valid Triton model config: ")
+
+
+def test_missing_config(tmp_path: Path):
+    repo = _repo_with(tmp_path, "resnet_tiny", "")
+    (repo / "resnet_tiny" / "config.pbtxt").unlink()
+    with pytest.raises(InputError) as info:
+        check_models(parse(copy.deepcopy(BASE), SRC), repo, SRC)
+    assert str(info.value) == f"{repo / 'resnet_tiny' / 'config.pbtxt'}: missing config.pbtxt"
+
+
+def test_config_name_must_match_folder(tmp_path: Path):
+    repo = _repo_with(tmp_path, "resnet_tiny", 'name: "other"\nbackend: "python"\n')
+    with pytest.raises(InputError) as info:
+        check_models(parse(copy.deepcopy(BASE), SRC), repo, SRC)
+    assert info.value.field == "name"
+    assert "'other'" in info.value.reason
+
+
+UNBATCHED = 'name: "flat"\nmax_batch_size: 0\nbackend: "python"\n'
+
+
+def test_dynamic_batching_needs_a_batching_model(tmp_path: Path):
+    repo = _repo_with(tmp_path, "flat", UNBATCHED)
+    s = _scenario(model="flat", server={"dynamic_batching": True})
+    with pytest.raises(InputError) as info:
+        check_models(s, repo, SRC)
+    assert "server.dynamic_batching" in str(info.value)
+    assert "max_batch_size 0" in info.value.reason
+    assert "'flat'" in info.value.reason
+    # the same model without dynamic batching is fine
+    check_models(_scenario(model="flat"), repo, SRC)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG server/repository.py apply_settings: the dynamic_batching error uses source "
+    "\"tenant '<name>'\" and field 'server.dynamic_batching' instead of the scenario file and "
+    "'tenants[i].server.dynamic_batching'",
+)
+def test_dynamic_batching_error_names_file_and_field(tmp_path: Path):
+    repo = _repo_with(tmp_path, "flat", UNBATCHED)
+    with pytest.raises(InputError) as info:
+        check_models(_scenario(model="flat", server={"dynamic_batching": True}), repo, SRC)
+    assert str(info.value).startswith(f"{SRC}: tenants[0].server.dynamic_batching: ")
+
+
+# -- pricing -------------------------------------------------------------------------------------------
+def test_known_instance_has_a_price():
+    price = check_price(parse(copy.deepcopy(BASE), SRC), SRC)
+    assert price.name == "g4dn.xlarge"
+    assert price.usd_per_hour > 0
+
+
+def test_unknown_instance():
+    s = parse(mutated(lambda d: d["pricing"].update(instance="zz.mega")), SRC)
+    with pytest.raises(InputError) as info:
+        check_price(s, SRC)
+    message = str(info.value)
+    assert message.startswith(f"{SRC}: pricing.instance: 'zz.mega' is not in the bundled catalog")
+    assert "g4dn.xlarge" in message  # lists the known ones
+    assert info.value.exit_code == 2
