@@ -37,6 +37,10 @@ class RunSpec(_Strict):
     baselines: bool = True
     # A request still in flight this long after its deployment's last arrival is recorded as an error.
     request_timeout_s: float = Field(30.0, gt=0)
+    # Validity (MLPerf LoadGen style): a measurement shorter or smaller than this is INVALID.
+    # LoadGen's server scenario asks 600 s; these defaults suit minutes-long CPU runs. Raise them for rigour.
+    min_duration_s: float = Field(10.0, ge=0)
+    min_requests: int = Field(100, ge=0)
 
 
 class PricingSpec(_Strict):

@@ -13,6 +13,10 @@ import pandas as pd
 
 from perseus.analysis import cost
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
+from perseus.analysis.validity import judge
+
+DEFAULT_MIN_DURATION_S = 10.0
+DEFAULT_MIN_REQUESTS = 100
 
 SHARED = "shared"
 SOLO_PREFIX = "solo-"
@@ -32,6 +36,8 @@ ROW_COLUMNS = [
     "sla_latency_ms",
     "sla_attainment",
     "sla_met",
+    "valid",
+    "verdict",
     "cost_per_million_usd",
 ]
 
@@ -80,7 +86,15 @@ def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
     }
 
 
-def tenant_row(deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_s: float) -> dict:
+@dataclass(frozen=True)
+class Minimums:
+    duration_s: float = DEFAULT_MIN_DURATION_S
+    requests: int = DEFAULT_MIN_REQUESTS
+
+
+def tenant_row(
+    deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_s: float, minimums: Minimums = Minimums()
+) -> dict:
     """Statistics of one tenant in one deployment, from its measured (non-warm-up) records."""
     lat = frame["latency_ms"].to_numpy(dtype=float)
     ok = frame["ok"].to_numpy(dtype=bool)
@@ -91,6 +105,16 @@ def tenant_row(deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_
     window = max(duration_s, last_done)
     pcts = percentiles(lat[ok])
     sla_lat = sla_latency(lat, ok, spec.sla_percentile)
+    sla_met = bool(len(frame) > 0 and sla_lat <= spec.sla_ms)
+    validity = judge(
+        duration_s=min(duration_s, window),
+        requests=len(frame),
+        over_sla=int(np.sum(~ok | (lat > spec.sla_ms))),
+        sla_met=sla_met,
+        percentile=spec.sla_percentile,
+        min_duration_s=minimums.duration_s,
+        min_requests=minimums.requests,
+    )
     return {
         "deployment": deployment,
         "tenant": spec.name,
@@ -105,7 +129,9 @@ def tenant_row(deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_
         "sla_percentile": spec.sla_percentile,
         "sla_latency_ms": sla_lat,
         "sla_attainment": sla_attainment(lat, ok, spec.sla_ms),
-        "sla_met": bool(len(frame) > 0 and sla_lat <= spec.sla_ms),
+        "sla_met": sla_met,
+        "valid": validity.valid,
+        "verdict": validity.verdict,
     }
 
 
@@ -121,6 +147,10 @@ def summarize(
     ``deployments`` maps name -> {"tenants": [...], "duration_s": float, "status": str}, in run order.
     """
     specs = tenant_specs(effective_scenario)
+    run = effective_scenario.get("run", {})
+    minimums = Minimums(
+        float(run.get("min_duration_s", DEFAULT_MIN_DURATION_S)), int(run.get("min_requests", DEFAULT_MIN_REQUESTS))
+    )
     measured = requests[~requests["warmup"]] if len(requests) else requests
     groups = {key: g for key, g in measured.groupby(["deployment", "tenant"], sort=False)} if len(measured) else {}
     empty = measured.iloc[0:0]
@@ -128,7 +158,8 @@ def summarize(
     rows, dep_rows = [], []
     for name, meta in deployments.items():
         tenant_rows = [
-            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"])) for t in meta["tenants"]
+            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"]), minimums)
+            for t in meta["tenants"]
         ]
         window = max((r["duration_s"] for r in tenant_rows), default=float(meta["duration_s"]))
         completed = sum(r["requests"] - r["errors"] for r in tenant_rows)
@@ -150,6 +181,7 @@ def summarize(
                 "cost_usd": dep_cost,
                 "cost_per_million_usd": per_m,
                 "slas_met": all(r["sla_met"] for r in tenant_rows),
+                "valid": all(r["valid"] for r in tenant_rows),
             }
         )
 
@@ -166,6 +198,7 @@ def summarize(
             "cost_usd",
             "cost_per_million_usd",
             "slas_met",
+            "valid",
         ],
     )
     return Summary(
