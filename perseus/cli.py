@@ -85,7 +85,7 @@ def run(
         repository.check_models(scenario, repo, str(scenario_file))
         price = runs.check_price(scenario, str(scenario_file))
         gpus, gpu_note = gpu.gpus()
-        use_gpu = runs.use_gpu(scenario, gpus)
+        use_gpu = runs.use_gpu(scenario, gpus, str(scenario_file))
         ensure_built(repo, [t.model for t in scenario.tenants])
         deployments = plan(scenario)
         run_dir = runs.prepare_run_dir(out, scenario.name)

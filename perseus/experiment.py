@@ -26,6 +26,7 @@ from perseus.scenario import Scenario
 from perseus.server import repository
 from perseus.server.local import LocalServer, log_tail
 from perseus.telemetry import host, triton
+from perseus.telemetry.nvml import GpuSampler
 
 TELEMETRY_PERIOD_S = 1.0
 RECORD_FLUSH_PERIOD_S = 1.0
@@ -61,9 +62,9 @@ class Outcome:
 class _Ticker:
     """Per-tick work while load runs: health check, flushing, telemetry, progress."""
 
-    def __init__(self, run: LoadRun, server: LocalServer, recorder, telemetry, samplers, show):
+    def __init__(self, run: LoadRun, server: LocalServer, recorder, telemetry, samplers, gpu_sampler, show):
         self.run, self.server, self.recorder, self.telemetry = run, server, recorder, telemetry
-        self.samplers, self.show = samplers, show
+        self.samplers, self.gpu_sampler, self.show = samplers, gpu_sampler, show
         self._next_sample = self._next_flush = float("-inf")
 
     def __call__(self) -> None:
@@ -77,6 +78,8 @@ class _Ticker:
             for sampler in self.samplers:
                 for row in sampler.rows(now):
                     self.telemetry.add(row)
+        for row in self.gpu_sampler.drain():
+            self.telemetry.add(row)
         if now >= self._next_flush:
             self._next_flush = now + RECORD_FLUSH_PERIOD_S
             self.recorder.flush()
@@ -99,7 +102,7 @@ def run_deployment(
     outcome = Outcome(status="completed", started=results.utc_now())
     recorder = StreamWriter(dep_dir / results.REQUESTS, results.REQUEST_SCHEMA)
     telemetry = StreamWriter(dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
-    server = run = None
+    server = run = gpu_sampler = None
     with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp:
         try:
             rendered = repository.render(scenario, list(deployment.tenants), source_repo, Path(tmp) / "repo", gpu)
@@ -118,7 +121,9 @@ def run_deployment(
                 display.update(index, deployment.name, phase, now, scenario.run.duration_s, run.tenants)
 
             samplers = [host.ProcessSampler(server.pid(), "server"), host.ProcessSampler(os.getpid(), "loadgen")]
-            run.run(_Ticker(run, server, recorder, telemetry, samplers, show))
+            gpu_sampler = GpuSampler(run.now, period_s=scenario.run.gpu_sample_period_s, pids=host.tree(server.pid()))
+            gpu_sampler.start()  # None, or the "no NVIDIA GPU" reason already in the manifest
+            run.run(_Ticker(run, server, recorder, telemetry, samplers, gpu_sampler, show))
             if run.abort_reason:
                 outcome.status, outcome.reason = "failed", run.abort_reason
         except KeyboardInterrupt:
@@ -135,6 +140,10 @@ def run_deployment(
         finally:
             if outcome.status != "completed" and run is not None and run.t0:
                 outcome.measured_s = max(0.0, run.now())
+            if gpu_sampler is not None:
+                gpu_sampler.stop()
+                for row in gpu_sampler.drain():
+                    telemetry.add(row)
             if server is not None:
                 server.stop()
             outcome.requests = recorder.count

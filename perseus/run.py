@@ -50,9 +50,9 @@ def prepare_run_dir(out: Path | None, scenario_name: str) -> Path:
     return run_dir
 
 
-def use_gpu(scenario: Scenario, gpus: list[dict]) -> bool:
+def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
     if scenario.server.device == "gpu" and not gpus:
-        raise InputError("scenario", "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
+        raise InputError(source, "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
     return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
 
 

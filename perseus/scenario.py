@@ -17,7 +17,8 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no silent coercion (true is not 1 req/s, "1" is not a seed); no inf/nan rates or durations.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ServerSpec(_Strict):
@@ -41,6 +42,8 @@ class RunSpec(_Strict):
     # LoadGen's server scenario asks 600 s; these defaults suit minutes-long CPU runs. Raise them for rigour.
     min_duration_s: float = Field(10.0, ge=0)
     min_requests: int = Field(100, ge=0)
+    # NVML sampling period; 10 Hz costs well under 1% of a core (benchmarks/nvml_overhead.py).
+    gpu_sample_period_s: float = Field(0.1, gt=0)
 
 
 class PricingSpec(_Strict):
@@ -125,6 +128,8 @@ def _reason(err: dict) -> str:
             return f"must be {op} {bound:g} (got {err.get('input')!r})"
     if kind == "extra_forbidden":
         return "unknown key"
+    if kind == "finite_number":
+        return f"must be a finite number (got {err.get('input')!r})"
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error":

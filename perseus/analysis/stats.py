@@ -28,7 +28,8 @@ def sla_latency(latency_ms: np.ndarray, ok: np.ndarray, percentile: float) -> fl
     if len(latency_ms) == 0:
         return float("nan")
     lat = np.where(ok, latency_ms, np.inf)
-    value = float(np.percentile(lat, percentile))
+    with np.errstate(invalid="ignore"):  # inf - inf while interpolating: handled below
+        value = float(np.percentile(lat, percentile))
     # Interpolating towards a failure (inf) gives nan or inf: either way the percentile is a failure.
     return math.inf if math.isnan(value) else value
 

@@ -5,6 +5,7 @@ Times are seconds relative to the measurement start; warm-up arrivals are negati
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -35,8 +36,9 @@ def poisson(rate: float, start_s: float, length_s: float, rng: np.random.Generat
 
 def constant(rate: float, start_s: float, length_s: float, rng: np.random.Generator) -> np.ndarray:
     """Evenly spaced arrivals with a seeded phase, so tenants at the same rate do not fire in lockstep."""
-    n = round(rate * length_s)
     phase = rng.uniform(0.0, 1.0)
+    # Every point start + (i + phase) / rate that falls inside [start, start + length).
+    n = max(0, math.ceil(rate * length_s - phase))
     return start_s + (np.arange(n) + phase) / rate
 
 

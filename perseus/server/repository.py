@@ -48,7 +48,10 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
         config = read_config(model_dir / CONFIG)
         if config.name and config.name != tenant.model:
             raise InputError(model_dir / CONFIG, "name", f"is '{config.name}' but the folder is '{tenant.model}'")
-        apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
+        try:
+            apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
+        except InputError as exc:
+            raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
 
 
 def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu: bool) -> mc.ModelConfig:

@@ -33,6 +33,19 @@ def facts() -> dict:
     }
 
 
+def tree(pid: int):
+    """A callable giving the pids of a process and its descendants (e.g. Triton and its backend stubs)."""
+
+    def pids() -> set[int]:
+        try:
+            root = psutil.Process(pid)
+            return {pid, *(c.pid for c in root.children(recursive=True))}
+        except psutil.Error:
+            return set()
+
+    return pids
+
+
 class ProcessSampler:
     """CPU % (of one core) and RSS of a process and its children, sampled between calls."""
 

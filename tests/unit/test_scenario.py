@@ -124,11 +124,6 @@ def test_wrong_types(change, field, words):
     assert "(got " in err.reason  # shows what was given
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG scenario.py: pydantic lax mode coerces TOML values of the wrong type "
-    "(rate = true -> 1 req/s, baselines = 'yes' -> True, seed = '1' -> 1) instead of rejecting them",
-)
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -167,11 +162,6 @@ def test_zero_rate_message_exactly():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG scenario.py: `inf` (valid TOML) passes gt=0 for rate/duration_s; the run then dies in "
-    "arrivals (round(inf) -> OverflowError) after the server started, exit 1 instead of 2",
-)
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -384,12 +374,6 @@ def test_dynamic_batching_needs_a_batching_model(tmp_path: Path):
     check_models(_scenario(model="flat"), repo, SRC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG server/repository.py apply_settings: the dynamic_batching error uses source "
-    "\"tenant '<name>'\" and field 'server.dynamic_batching' instead of the scenario file and "
-    "'tenants[i].server.dynamic_batching'",
-)
 def test_dynamic_batching_error_names_file_and_field(tmp_path: Path):
     repo = _repo_with(tmp_path, "flat", UNBATCHED)
     with pytest.raises(InputError) as info:

@@ -1,0 +1,1 @@
+"""Test doubles for what this machine cannot have (a GPU, AWS). Named as doubles, used only at that edge."""

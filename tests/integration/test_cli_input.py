@@ -1,0 +1,149 @@
+"""The real CLI on bad input: exit 2, one line on stderr naming file and field, nothing started or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMOKE = (REPO_ROOT / "scenarios" / "smoke.toml").read_text()
+# The scenario is written elsewhere, so its repository path must be absolute.
+MODELS = REPO_ROOT / "model_repository"
+GOOD = SMOKE.replace('model_repository = "../model_repository"', f'model_repository = "{MODELS}"')
+assert GOOD != SMOKE
+
+
+@pytest.fixture
+def bad_run(tmp_path: Path, cli, tritons):
+    """Run `perseus run` on a scenario text with extra args; check the contract for bad input."""
+
+    def go(
+        text: str | None,
+        *args: str,
+        field: str | None,
+        name: str = "scenario.toml",
+        out: Path | None = None,
+        where: str | None = None,
+    ):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        out = out or tmp_path / "run"
+        before = sorted(p.name for p in out.iterdir()) if out.exists() else None
+        marker = tmp_path / "tmp"
+        proc = cli(["run", path, "--out", out, *args], cwd=tmp_path, tmpdir=marker)
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+        line = lines[0]
+        assert line.startswith("perseus: ")
+        assert (where or name) in line
+        if field:
+            assert f": {field}: " in line
+        # nothing written, nothing started
+        if before is None:
+            assert not out.exists()
+        else:
+            assert sorted(p.name for p in out.iterdir()) == before
+        assert tritons(marker) == []
+        assert not list(marker.glob("perseus-*"))
+        return line
+
+    return go
+
+
+def test_unknown_key(bad_run):
+    line = bad_run(GOOD.replace("seed = 1", "seed = 1\nsede = 2"), field="run.sede")
+    assert line.endswith("run.sede: unknown key")
+
+
+def test_bad_rate(bad_run):
+    line = bad_run(GOOD.replace("rate = 25", "rate = 0"), field="tenants[0].load.rate")
+    assert "must be > 0" in line
+
+
+def test_unknown_model(bad_run):
+    line = bad_run(GOOD.replace('model = "lstm_tiny"', 'model = "lstm_huge"'), field="tenants[1].model")
+    assert "no model 'lstm_huge'" in line
+    assert "lstm_tiny" in line  # lists what there is
+
+
+def test_unknown_instance(bad_run):
+    line = bad_run(GOOD.replace('instance = "g4dn.xlarge"', 'instance = "x9.nano"'), field="pricing.instance")
+    assert "'x9.nano'" in line
+
+
+def test_toml_syntax_error(bad_run):
+    line = bad_run(GOOD.replace("[run]", "[run"), field=None)
+    assert "TOML syntax error" in line
+
+
+def test_out_not_empty(bad_run, tmp_path: Path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    line = bad_run(GOOD, field=None, out=out, where="--out")
+    assert line.startswith("perseus: --out: ")
+    assert str(out) in line
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_negative_duration_flag(bad_run):
+    line = bad_run(GOOD, "--duration", "-1", field="run.duration_s")
+    assert "must be > 0" in line
+
+
+def test_negative_warmup_flag(bad_run):
+    bad_run(GOOD, "--warmup", "-3", field="run.warmup_s")
+
+
+def test_missing_scenario(bad_run):
+    line = bad_run(None, field=None, name="absent.toml")
+    assert line.endswith("absent.toml: no such file")
+
+
+def _has_gpu() -> bool:
+    from perseus.telemetry import gpu
+
+    return bool(gpu.gpus()[0])
+
+
+@pytest.mark.skipif(_has_gpu(), reason="needs a host without an NVIDIA GPU")
+def test_gpu_device_without_gpu(bad_run):
+    bad_run(GOOD.replace('device = "auto"', 'device = "gpu"'), field="server.device")
+
+
+def test_report_on_a_folder_without_manifest(tmp_path: Path, cli):
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    proc = cli(["report", folder], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert str(folder) in lines[0]
+    assert "manifest.json" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], ["run", "report", "models", "doctor"]),
+        (["run"], ["SCENARIO_FILE", "--out", "--duration", "--warmup", "--no-baselines"]),
+        (["report"], ["RUN_DIR"]),
+        (["models"], ["build"]),
+        (["models", "build"], ["--repository", "--force"]),
+        (["doctor"], ["tritonserver", "GPU"]),
+    ],
+    ids=["perseus", "run", "report", "models", "models-build", "doctor"],
+)
+def test_help(cli, args, words):
+    proc = cli([*args, "--help"])
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "Usage:" in text
+    for word in words:
+        assert word.lower() in text.lower(), word
