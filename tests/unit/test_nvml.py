@@ -31,6 +31,7 @@ def test_device_metrics_units_and_energy_delta():
     fake.nvmlInit()
     sampler._devices = sampler._discover()
     sampler.sample()
+    sampler.samples = 0  # energy is read every SLOW_EVERY samples; force the next one
     sampler.sample()
     m = rows_by_metric(sampler.drain())
     assert [v for _, v, _ in m["power_w"]] == [312.5, 312.5]  # mW -> W
@@ -64,7 +65,7 @@ def test_slow_readings_once_every_slow_every_samples():
         sampler.sample()
     m = rows_by_metric(sampler.drain())
     assert len(m["power_w"]) == 2 * SLOW_EVERY
-    assert len(m["sm_clock_mhz"]) == len(m["process_sm_util_percent"]) == 2
+    assert len(m["sm_clock_mhz"]) == len(m["process_sm_util_percent"]) == len(m["energy_j"]) == 2
 
 
 def test_mig_devices_are_sampled_and_unsupported_reads_skipped():
