@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -53,24 +53,67 @@ class PricingSpec(_Strict):
     market: Literal["on-demand", "spot"] = "on-demand"
 
 
+OPEN_LOOP = ("poisson", "constant", "step", "spike", "trace")
+
+
 class LoadSpec(_Strict):
-    arrival: Literal["poisson", "constant", "closed"] = "poisson"
-    rate: float | None = Field(None, gt=0)
-    concurrency: int | None = Field(None, ge=1)
+    """How a tenant's requests arrive. Open-loop kinds are seeded schedules drawn before the run."""
+
+    arrival: Literal["poisson", "constant", "step", "spike", "trace", "closed"] = "poisson"
+    rate: float | None = Field(None, gt=0)  # req/s: poisson, constant, spike base, trace mean
+    concurrency: int | None = Field(None, ge=1)  # closed loop only
+    # step: [[rate, seconds], ...] levels (e.g. light, medium, high) held in turn, repeating.
+    steps: list[Annotated[list[float], Field(min_length=2, max_length=2)]] | None = None
+    # spike: `rate` as the base, `spike_rate` for `spike_s` seconds starting at `spike_at_s`.
+    spike_rate: float | None = Field(None, gt=0)
+    spike_at_s: float | None = Field(None, ge=0)
+    spike_s: float | None = Field(None, gt=0)
+    # trace: a CSV relative to the scenario file, replayed (looping) at mean rate `rate`.
+    trace: str | None = None
+    trace_format: Literal["timestamps", "azure"] = "timestamps"
+    # azure: run seconds per trace minute (the per-minute counts of the Azure Functions 2019 trace).
+    trace_minute_s: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
     def _arrival_needs(self) -> LoadSpec:
-        if self.arrival == "closed":
+        kind = self.arrival
+        if kind == "closed":
             if self.rate is not None:
                 raise ValueError("arrival 'closed' takes concurrency, not rate")
             if self.concurrency is None:
                 raise ValueError("arrival 'closed' needs concurrency")
-        else:
-            if self.rate is None:
-                raise ValueError(f"arrival '{self.arrival}' needs rate")
-            if self.concurrency is not None:
-                raise ValueError(f"arrival '{self.arrival}' takes rate, not concurrency")
+        elif self.concurrency is not None:
+            raise ValueError(f"arrival '{kind}' takes rate, not concurrency")
+        if kind in ("poisson", "constant", "spike", "trace") and self.rate is None:
+            raise ValueError(f"arrival '{kind}' needs rate")
+        if kind == "step":
+            if self.rate is not None:
+                raise ValueError("arrival 'step' takes steps = [[rate, seconds], ...], not rate")
+            if not self.steps or any(r <= 0 or d <= 0 for r, d in self.steps):
+                raise ValueError("arrival 'step' needs steps = [[rate, seconds], ...] with rates and seconds > 0")
+        elif self.steps is not None:
+            raise ValueError(f"steps is only for arrival 'step', not '{kind}'")
+        spike_keys = (self.spike_rate, self.spike_at_s, self.spike_s)
+        if kind == "spike" and None in spike_keys:
+            raise ValueError("arrival 'spike' needs spike_rate, spike_at_s and spike_s")
+        if kind != "spike" and any(v is not None for v in spike_keys):
+            raise ValueError(f"spike_rate/spike_at_s/spike_s are only for arrival 'spike', not '{kind}'")
+        if (kind == "trace") != (self.trace is not None):
+            raise ValueError(
+                "arrival 'trace' needs trace = 'file.csv'" if kind == "trace" else "trace is only for arrival 'trace'"
+            )
         return self
+
+    @property
+    def open_loop(self) -> bool:
+        return self.arrival in OPEN_LOOP
+
+    def mean_rate(self) -> float | None:
+        """The long-run offered rate (req/s), or None for a closed loop."""
+        if self.arrival == "step":
+            total = sum(d for _, d in self.steps)
+            return sum(r * d for r, d in self.steps) / total
+        return self.rate
 
 
 class TenantServerSpec(_Strict):
@@ -168,7 +211,28 @@ def load(path: Path) -> tuple[Scenario, dict]:
         raise InputError(path, None, f"cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, None, f"TOML syntax error: {exc}") from None
-    return parse(raw, str(path)), raw
+    scenario = parse(_resolve_traces(raw, path), str(path))
+    for i, tenant in enumerate(scenario.tenants):
+        if tenant.load.arrival == "trace":
+            from perseus.load.traces import check_trace  # the trace parser lives with the schedules
+
+            check_trace(tenant.load, str(path), f"tenants[{i}].load.trace")
+    return scenario, raw
+
+
+def _resolve_traces(raw: dict, path: Path) -> dict:
+    """Trace paths are relative to the scenario file; the effective scenario records them absolute."""
+    tenants = raw.get("tenants")
+    if not isinstance(tenants, list):
+        return raw
+    out = dict(raw)
+    out["tenants"] = []
+    for tenant in tenants:
+        load = tenant.get("load") if isinstance(tenant, dict) else None
+        if isinstance(load, dict) and isinstance(load.get("trace"), str):
+            tenant = {**tenant, "load": {**load, "trace": str((path.parent / load["trace"]).resolve())}}
+        out["tenants"].append(tenant)
+    return out
 
 
 def repository_path(scenario: Scenario, scenario_file: Path) -> Path:

@@ -208,11 +208,11 @@ def test_arrival_needs(load, reason):
 
 
 def test_unknown_arrival_lists_the_choices():
-    err = error_of(mutated(lambda d: d["tenants"][0]["load"].update(arrival="trace")))
+    err = error_of(mutated(lambda d: d["tenants"][0]["load"].update(arrival="ramp-up")))
     assert err.field == "tenants[0].load.arrival"
     assert "'poisson'" in err.reason
     assert "'closed'" in err.reason
-    assert "(got 'trace')" in err.reason
+    assert "(got 'ramp-up')" in err.reason
 
 
 def test_closed_with_concurrency_is_valid():
