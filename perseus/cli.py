@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from perseus import results
-from perseus import scenario as scenarios
 from perseus.errors import PerseusError
+from perseus.pricing.cli import app as prices_app
 
 app = typer.Typer(
     help="Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars.",
@@ -26,8 +26,17 @@ models_app = typer.Typer(
     help="Build the bundled model zoo (ONNX graphs with seeded random weights).", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(prices_app, name="prices")
 
 EXIT_INTERRUPTED = 130
+
+
+def _command() -> str:
+    return shlex.join(["perseus", *sys.argv[1:]])
+
+
+def _exit_for(status: str) -> typer.Exit:
+    return typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
 
 
 def _terminate_as_interrupt(signum, frame) -> None:
@@ -69,33 +78,23 @@ def run(
     """
     from perseus import report
     from perseus import run as runs
-    from perseus.models.ensure import ensure_built
     from perseus.plan import plan
-    from perseus.server import repository
-    from perseus.telemetry import gpu
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
-        scenario, raw = scenarios.load(scenario_file)
-        baselines = False if no_baselines else None
-        scenario = scenarios.with_overrides(
-            scenario, duration_s=duration, warmup_s=warmup, baselines=baselines, source=str(scenario_file)
+        ready = runs.prepare(
+            scenario_file, duration_s=duration, warmup_s=warmup, baselines=False if no_baselines else None
         )
-        repo = scenarios.repository_path(scenario, scenario_file)
-        repository.check_models(scenario, repo, str(scenario_file))
-        price = runs.check_price(scenario, str(scenario_file))
-        gpus, gpu_note = gpu.gpus()
-        use_gpu = runs.use_gpu(scenario, gpus, str(scenario_file))
-        ensure_built(repo, [t.model for t in scenario.tenants])
-        deployments = plan(scenario)
-        run_dir = runs.prepare_run_dir(out, scenario.name)
-        command = shlex.join(["perseus", *sys.argv[1:]])
-        manifest = runs.new_manifest(scenario_file, raw, scenario, deployments, price, gpus, gpu_note, command)
+        deployments = plan(ready.scenario)
+        run_dir = runs.prepare_run_dir(out, ready.scenario.name)
+        manifest = runs.new_manifest(
+            scenario_file, ready.raw, ready.scenario, deployments, ready.price, ready.gpus, ready.gpu_note, _command()
+        )
         runs.save_inputs(run_dir, scenario_file, manifest)
-        status = runs.execute(scenario, deployments, repo, run_dir, manifest, use_gpu)
+        status = runs.execute(ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu)
         report.build(run_dir)
         typer.echo(str(run_dir))
-    raise typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
+    raise _exit_for(status)
 
 
 @app.command()
@@ -133,7 +132,7 @@ def calibrate(
         if not all(0 < r < 1 for r in settings.rhos):
             raise InputError("command line", "--rho", "each utilisation must be in (0, 1)")
         run_dir = runs.prepare_run_dir(out, "calibration")
-        command = shlex.join(["perseus", *sys.argv[1:]])
+        command = _command()
         manifest: dict = {}
 
         def record(scenario, deployments) -> None:
@@ -155,8 +154,73 @@ def calibrate(
         report.build(run_dir)
         typer.echo(calib.markdown(table), err=True)
         typer.echo(str(run_dir))
-    status = manifest.get("status", "failed")
-    raise typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
+    raise _exit_for(manifest.get("status", "failed"))
+
+
+@app.command()
+def capacity(
+    scenario_file: Annotated[Path, typer.Argument(help="Scenario TOML file; its rates set the mix that is scaled.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create. Default: results/<name>-capacity-<time>/.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured seconds per probe (overrides run.duration_s).")
+    ] = None,
+    warmup: Annotated[float | None, typer.Option(help="Warm-up seconds per probe (overrides run.warmup_s).")] = None,
+    precision: Annotated[float, typer.Option(help="Stop bisecting when the bracket is this narrow (relative).")] = 0.1,
+    max_probes: Annotated[int, typer.Option(help="Most probes per search.")] = 14,
+    interference: Annotated[bool, typer.Option(help="Also run every tenant pair at the scenario's rates.")] = True,
+    quick: Annotated[
+        bool, typer.Option(help="3 s probes, 25% precision, at most 4 probes per search: checks the machinery.")
+    ] = False,
+) -> None:
+    """Find how much load fits under every SLA: each tenant alone, and the scenario's mix shared.
+
+    Each probe is a normal measured deployment with every rate scaled by k; it passes when every
+    tenant is VALID (SLA met, enough requests, early stopping). Capacity is found by bracketing then
+    bisection. Writes capacity.csv, probes.csv, interference.csv, capacity.md and the co-location
+    figure (shared capacity vs the linear baseline between solo capacities).
+    """
+    from perseus import run as runs
+    from perseus.capacity import analysis as cap_analysis
+    from perseus.capacity import report as cap_report
+    from perseus.capacity import run as cap
+
+    if quick:
+        duration, warmup, precision, max_probes = duration or 3.0, warmup or 1.0, 0.25, min(max_probes, 4)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with _errors():
+        ready = runs.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=True)
+        cap.check(ready.scenario, str(scenario_file))
+        run_dir = runs.prepare_run_dir(out, f"{ready.scenario.name}-capacity")
+        manifest = runs.new_manifest(
+            scenario_file, ready.raw, ready.scenario, [], ready.price, ready.gpus, ready.gpu_note, _command()
+        )
+        manifest["kind"] = "capacity"
+        runs.save_inputs(run_dir, scenario_file, manifest)
+        settings = cap.Settings(precision=precision, max_probes=max_probes, interference=interference)
+        with runs.Runner(run_dir, manifest, ready.use_gpu, 0) as runner:
+            outcome = cap.execute(
+                ready.scenario, settings, lambda sc, dep: runner.run(sc, dep, ready.repository), run_dir
+            )
+        rates = {t.name: t.load.mean_rate() for t in ready.scenario.tenants}
+        caps = cap_analysis.capacities(outcome.searches, rates, ready.price.usd_per_hour)
+        matrix = cap_analysis.interference(outcome.pair_p99, outcome.solo_p99, list(rates))
+        caps.table.to_csv(run_dir / cap.CAPACITY_CSV, index=False, float_format="%.6g")
+        cap.probes_table(outcome).to_csv(run_dir / cap.PROBES_CSV, index=False, float_format="%.6g")
+        matrix.to_csv(run_dir / cap.INTERFERENCE_CSV, float_format="%.4g")
+        plots_dir = run_dir / results.PLOTS
+        plots_dir.mkdir(exist_ok=True)
+        plots = {
+            "co-location vs linear baseline": cap_report.colocation_figure(caps, rates, plots_dir / "colocation.png"),
+            "interference": cap_report.interference_heatmap(matrix, plots_dir / "interference.png"),
+        }
+        plots = {k: v for k, v in plots.items() if v is not None}
+        text = cap_report.markdown(caps, matrix, ready.price.usd_per_hour, ready.price.name, plots)
+        (run_dir / cap.CAPACITY_MD).write_text(text, encoding="utf-8")
+        typer.echo(text, err=True)
+        typer.echo(str(run_dir))
+    raise _exit_for(manifest.get("status", "failed"))
 
 
 @app.command("report")

@@ -112,7 +112,7 @@ def run_deployment(
                 dep_dir / results.SERVER_LOG,
                 startup_timeout_s=scenario.server.startup_timeout_s,
             )
-            display.message(f"[{index}/{display.total}] {deployment.name}: starting tritonserver")
+            display.message(f"[{display.position(index)}] {deployment.name}: starting tritonserver")
             server.start()
             run = _load_run(scenario, deployment, server.url, recorder)
 
@@ -152,6 +152,9 @@ def run_deployment(
             outcome.ended = results.utc_now()
             if outcome.status != "completed" and not outcome.server_log_tail:
                 outcome.server_log_tail = log_tail(dep_dir / results.SERVER_LOG) or None
+            if outcome.status != "completed":
+                # Say why on stderr too, not only in the manifest and the report.
+                display.message(f"[{index}/{display.total}] {deployment.name}: {outcome.status}: {outcome.reason}")
     return outcome
 
 

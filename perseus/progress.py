@@ -26,6 +26,10 @@ class RunDisplay:
             self._live.__exit__(*exc)
             self._live = None
 
+    def position(self, index: int) -> str:
+        """ "3/5", or just "3" when the number of deployments is not known in advance (searches)."""
+        return f"{index}/{self.total}" if self.total else str(index)
+
     def message(self, text: str) -> None:
         console.print(text)
 
@@ -33,7 +37,7 @@ class RunDisplay:
         if self._live is None:
             return
         table = Table(
-            title=f"[{index}/{self.total}] {deployment}: {phase}  {max(now_s, 0):5.1f}/{duration_s:g} s",
+            title=f"[{self.position(index)}] {deployment}: {phase}  {max(now_s, 0):5.1f}/{duration_s:g} s",
             title_justify="left",
         )
         for col in ("tenant", "model", "load", "sent", "done", "errors", "rate/s"):

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+
 from perseus import results
-from perseus.analysis.plots import make_plots
-from perseus.analysis.render import ReportContext, render_html, render_markdown
 from perseus.analysis.summary import Summary, summarize
 from perseus.load.recorder import recover
-from perseus.pricing.catalog import lookup
+from perseus.pricing.catalog import Price, lookup
 
 ANALYSIS_COLUMNS = ["tenant", "model", "deployment", "scheduled_s", "done_s", "latency_ms", "ok", "warmup"]
+# Beside summary.csv and deployments.csv (results.py may adopt these names).
+SERVER_CSV = "server.csv"  # Triton's rates and energy per (deployment, tenant)
+CHARGEBACK_CSV = "chargeback.csv"  # each multi-tenant deployment's cost split among its tenants
+ENERGY_CSV = "energy.csv"  # GPU energy per deployment (only with NVML telemetry)
+
+
+def read_analysis_frame(run_dir: Path) -> pd.DataFrame:
+    """The request records the analysis needs, as pandas: tenant/model/deployment as categoricals.
+
+    Strings as categoricals keep 10M records at about 30 bytes a row. ``split_blocks`` and
+    ``self_destruct`` let pandas take Arrow's float buffers instead of copying them and free each
+    column once converted, so the Arrow table and the frame are never both held in full.
+    """
+    table = results.read_requests(run_dir, ANALYSIS_COLUMNS, dictionary=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    # Parquet decoding leaves freed buffers cached in Arrow's allocator (~40 bytes a record): hand
+    # them back before the analysis allocates its own.
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def hardware_notes(manifest: dict) -> tuple[str, list[str]]:
@@ -35,15 +56,50 @@ def hardware_notes(manifest: dict) -> tuple[str, list[str]]:
     return described, notes
 
 
+def missing_parts(run_dir: Path, deployments: dict[str, dict], recovered: dict[str, list[str]]) -> list[str]:
+    """Notes for what a partial run folder lacks, or holds only in part, per deployment."""
+    notes = []
+    for name in deployments:
+        folder = Path(run_dir) / name
+        if not (folder / results.REQUESTS).exists():
+            notes.append(f"deployment {name}: no requests recorded (no {results.REQUESTS})")
+            continue
+        if results.REQUESTS in recovered.get(name, ()):
+            notes.append(
+                f"deployment {name}: requests recovered from an unfinished record stream "
+                "(the run stopped without closing it; up to its last second of records may be lost)"
+            )
+        if not (folder / results.TELEMETRY).exists():
+            notes.append(f"deployment {name}: no telemetry recorded (no {results.TELEMETRY})")
+    return notes
+
+
 def build(run_dir: Path) -> Summary:
+    # matplotlib and jinja are imported here: `perseus run` imports this module before it checks its
+    # input, and bad input should fail fast.
+    from perseus.analysis.plots import make_plots
+    from perseus.analysis.render import ReportContext, render_html, render_markdown
+
     run_dir = Path(run_dir)
     manifest = results.read_manifest(run_dir)
+    recovered: dict[str, list[str]] = {}
     for name in manifest.get("deployments", {}):
-        recover(run_dir / name, {results.REQUESTS: results.REQUEST_SCHEMA, results.TELEMETRY: results.TELEMETRY_SCHEMA})
-    requests = results.read_requests(run_dir, ANALYSIS_COLUMNS).to_pandas()
+        paths = recover(
+            run_dir / name, {results.REQUESTS: results.REQUEST_SCHEMA, results.TELEMETRY: results.TELEMETRY_SCHEMA}
+        )
+        recovered[name] = [p.name for p in paths]
+    requests = read_analysis_frame(run_dir)
     effective = manifest["scenario"]["effective"]
     pricing = effective["pricing"]
-    price = lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
+    # The price the run used (recorded in its manifest), so a rebuilt report keeps its figures even after
+    # the catalog or the price cache changed; older manifests without one fall back to a lookup.
+    recorded = manifest.get("price")
+    price = (
+        Price.from_dict(recorded)
+        if recorded
+        else lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
+    )
+    telemetry = results.read_telemetry(run_dir).to_pandas()
     described, notes = hardware_notes(manifest)
     deployments = {name: meta for name, meta in manifest["deployments"].items() if meta.get("status") != "not started"}
     failed = [
@@ -56,10 +112,11 @@ def build(run_dir: Path) -> Summary:
         effective,
         deployments,
         price.usd_per_hour if price else None,
-        notes=tuple(failed + notes),
+        notes=tuple(failed + missing_parts(run_dir, deployments, recovered) + notes),
+        telemetry=telemetry,
     )
     _write_tables(summary, run_dir)
-    plots = make_plots(requests, summary, run_dir / results.PLOTS)
+    plots = make_plots(requests, summary, run_dir / results.PLOTS, telemetry)
     ctx = ReportContext(
         run_dir=str(run_dir),
         status=manifest.get("status", "unknown"),
@@ -70,7 +127,7 @@ def build(run_dir: Path) -> Summary:
         market=pricing["market"],
         usd_per_hour=price.usd_per_hour if price else None,
         price_source=price.source if price else "not in the bundled catalog",
-        price_date=price.date if price else "",
+        price_date=(price.date + (f"; {price.note}" if price.note else "")) if price else "",
         hardware=described,
         versions=manifest.get("versions", {}),
         deployment_status={
@@ -78,7 +135,7 @@ def build(run_dir: Path) -> Summary:
         },
         command=manifest.get("command", ""),
     )
-    (run_dir / results.REPORT_MD).write_text(render_markdown(summary, ctx), encoding="utf-8")
+    (run_dir / results.REPORT_MD).write_text(render_markdown(summary, ctx, plots), encoding="utf-8")
     (run_dir / results.REPORT_HTML).write_text(render_html(summary, ctx, plots), encoding="utf-8")
     return summary
 
@@ -86,3 +143,7 @@ def build(run_dir: Path) -> Summary:
 def _write_tables(summary: Summary, run_dir: Path) -> None:
     summary.rows.to_csv(run_dir / results.SUMMARY_CSV, index=False, float_format="%.6g")
     summary.deployments.to_csv(run_dir / results.DEPLOYMENTS_CSV, index=False, float_format="%.6g")
+    summary.server.to_csv(run_dir / SERVER_CSV, index=False, float_format="%.6g")
+    summary.chargeback.to_csv(run_dir / CHARGEBACK_CSV, index=False, float_format="%.6g")
+    if len(summary.energy):
+        summary.energy.to_csv(run_dir / ENERGY_CSV, index=False, float_format="%.6g")

@@ -83,12 +83,27 @@ def deployment_dirs(run_dir: Path) -> list[Path]:
     return [Path(run_dir) / n for n in names if (Path(run_dir) / n / REQUESTS).exists()]
 
 
-def read_requests(run_dir: Path, columns: list[str] | None = None) -> pa.Table:
-    """All deployments' request records as one Arrow table (only the columns asked for)."""
-    tables = [pq.read_table(d / REQUESTS, columns=columns) for d in deployment_dirs(run_dir)]
+# Request columns with a handful of distinct values: read dictionary-encoded, they become pandas
+# categoricals (a small integer code per row) instead of one Python string per row per column.
+LOW_CARDINALITY = ("tenant", "model", "deployment")
+
+
+def read_requests(run_dir: Path, columns: list[str] | None = None, *, dictionary: bool = False) -> pa.Table:
+    """All deployments' request records as one Arrow table (only the columns asked for).
+
+    ``dictionary=True`` reads ``LOW_CARDINALITY`` columns as ``dictionary<string>``, so that
+    ``to_pandas()`` gives categoricals: at 10M records that is the difference between seconds and
+    tens of seconds, and between about 1 GB and 3 GB, in every later groupby and filter.
+    """
+    names = list(REQUEST_SCHEMA.names) if columns is None else list(columns)
+    encoded = [c for c in LOW_CARDINALITY if c in names] if dictionary else []
+    tables = [
+        pq.read_table(d / REQUESTS, columns=columns, read_dictionary=encoded or None) for d in deployment_dirs(run_dir)
+    ]
     if not tables:
-        schema = REQUEST_SCHEMA if columns is None else pa.schema([REQUEST_SCHEMA.field(c) for c in columns])
-        return schema.empty_table()
+        fields = [REQUEST_SCHEMA.field(c) for c in names]
+        fields = [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in encoded else f for f in fields]
+        return pa.schema(fields).empty_table()
     return pa.concat_tables(tables)
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from perseus import __version__, results
+from perseus import scenario as scenario_mod
 from perseus.errors import InputError
 from perseus.plan import Deployment
 from perseus.pricing.catalog import known, lookup
 from perseus.scenario import Scenario
-from perseus.telemetry import host
+from perseus.telemetry import gpu, host
 
 VERSIONED = ("locust", "tritonclient", "nvidia-pytriton", "onnxruntime", "numpy", "pandas", "pyarrow", "gevent")
 
@@ -90,6 +92,48 @@ def save_inputs(run_dir: Path, scenario_file: Path | None, manifest: dict) -> No
     if scenario_file is not None:
         shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
     results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated scenario and everything checked before any server starts."""
+
+    file: Path
+    raw: dict
+    scenario: Scenario
+    repository: Path
+    price: object
+    gpus: list[dict]
+    gpu_note: str | None
+    use_gpu: bool
+
+
+def prepare(
+    scenario_file: Path,
+    *,
+    duration_s: float | None = None,
+    warmup_s: float | None = None,
+    baselines: bool | None = None,
+) -> Prepared:
+    """Load, override, and check the scenario, its models, its price and the GPU ask; build missing models.
+
+    Every bad input surfaces here as an InputError, before anything starts or is written.
+    """
+    from perseus.models.ensure import ensure_built
+    from perseus.server import repository
+
+    source = str(scenario_file)
+    loaded, raw = scenario_mod.load(scenario_file)
+    scenario = scenario_mod.with_overrides(
+        loaded, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, source=source
+    )
+    repo = scenario_mod.repository_path(scenario, scenario_file)
+    repository.check_models(scenario, repo, source)
+    price = check_price(scenario, source)
+    found, note = gpu.gpus()
+    flag = use_gpu(scenario, found, source)
+    ensure_built(repo, [t.model for t in scenario.tenants])
+    return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
 
 
 def overall_status(manifest: dict) -> str:

@@ -108,6 +108,17 @@ class LoadSpec(_Strict):
     def open_loop(self) -> bool:
         return self.arrival in OPEN_LOOP
 
+    def scaled(self, k: float) -> LoadSpec:
+        """The same pattern with every rate multiplied by ``k`` (closed loops are left as they are)."""
+        if self.arrival == "closed":
+            return self
+        update: dict = {"rate": None if self.rate is None else self.rate * k}
+        if self.steps is not None:
+            update["steps"] = [[r * k, d] for r, d in self.steps]
+        if self.spike_rate is not None:
+            update["spike_rate"] = self.spike_rate * k
+        return self.model_copy(update=update)
+
     def mean_rate(self) -> float | None:
         """The long-run offered rate (req/s), or None for a closed loop."""
         if self.arrival == "step":
@@ -145,6 +156,11 @@ class Scenario(_Strict):
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
+
+    def scaled(self, k: float) -> Scenario:
+        """Every tenant's load scaled by ``k`` (capacity probes)."""
+        tenants = [t.model_copy(update={"load": t.load.scaled(k)}) for t in self.tenants]
+        return self.model_copy(update={"tenants": tenants})
 
 
 def _field_path(loc: tuple) -> str:

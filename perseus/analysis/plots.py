@@ -20,11 +20,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from perseus.analysis import cost
 from perseus.analysis.summary import SHARED, SOLO_PREFIX, Summary
 
 DPI = 110
 LATENCY_CDF_PNG = "latency_cdf.png"
 THROUGHPUT_P99_PNG = "throughput_p99.png"
+COST_PER_MILLION_PNG = "cost_per_million.png"
+GPU_TIMELINE_PNG = "gpu_timeline.png"
+TENANT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 CDF_MAX_POINTS = 20_000  # above this many points per tenant, draw the CDF from quantiles
 CDF_QUANTILES = 1_000
@@ -276,10 +280,226 @@ def _draw_bars(fig, ax_t, ax_l, summary: Summary, tenants: list[str]) -> None:
     fig.tight_layout(rect=(0, 0.07, 1, 1))
 
 
-def make_plots(requests: pd.DataFrame, summary: Summary, plots_dir: Path) -> dict[str, Path]:
+# --- cost per million ---------------------------------------------------------------------------------
+
+
+def _money(v: float) -> str:
+    if not np.isfinite(v):
+        return "n/a"
+    return f"${v:,.3g}" if v < 1000 else f"${v:,.0f}"
+
+
+def _cost_bar(ax, x: float, value: float, width: float, style: dict, top: float) -> None:
+    if np.isfinite(value):
+        ax.bar(x, value, width, **style)
+        ax.text(x, value + top * 0.012, _text(_money(value)), ha="center", va="bottom", fontsize=7)
+    else:
+        ax.text(x, top * 0.01, "n/a", ha="center", va="bottom", fontsize=7, color="#555555")
+
+
+def cost_per_million(summary: Summary, path: Path) -> Path:
+    """(a) $/1M of the shared server vs the solo fleet; (b) per tenant: solo $/1M vs its chargeback in shared."""
+    path = Path(path)
+    tenants = _tenants(summary)
+    fig_w = max(11.0, 3.0 + 2.2 * len(tenants) + 4.0)
+    fig, (ax_a, ax_b) = plt.subplots(
+        1, 2, figsize=(fig_w, 4.8), gridspec_kw={"width_ratios": [1.0, max(1.5, 0.9 * len(tenants))]}
+    )
+    try:
+        _draw_cost(fig, ax_a, ax_b, summary, tenants)
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _tenant_cost_bars(summary: Summary, tenants: list[str]) -> list[list[dict]]:
+    """Per tenant: one bar per single-tenant deployment, two (by compute, by requests) per shared one."""
+    charge = {(c["deployment"], c["tenant"]): c for c in summary.chargeback.to_dict("records")}
+    groups = []
+    for t in tenants:
+        bars = []
+        for r in summary.rows[summary.rows["tenant"] == t].to_dict("records"):
+            d = r["deployment"]
+            if (d, t) in charge:
+                c = charge[(d, t)]
+                bars.append({"deployment": d, "how": "by compute", "value": c["cost_per_million_by_compute_usd"],
+                             "sla_met": r["sla_met"]})  # fmt: skip
+                bars.append({"deployment": d, "how": "by requests", "value": c["cost_per_million_by_requests_usd"],
+                             "sla_met": r["sla_met"]})  # fmt: skip
+            else:
+                bars.append({"deployment": d, "how": "", "value": r["cost_per_million_usd"], "sla_met": r["sla_met"]})
+        groups.append(bars)
+    return groups
+
+
+def _draw_cost(fig, ax_a, ax_b, summary: Summary, tenants: list[str]) -> None:
+    colors = _colors(list(dict.fromkeys(summary.rows["deployment"])))
+    c = summary.comparison
+
+    # (a) the whole mix
+    if c is not None:
+        fleet = [
+            ("shared\n(1 server)", c.shared_cost_per_million_usd, c.shared_slas_met, colors["shared"]),
+            (f"solo\n({c.servers_solo} servers)", c.solo_cost_per_million_usd, c.solo_slas_met, colors["solo"]),
+        ]
+        title = "(a) whole tenant mix"
+    else:
+        fleet = [
+            (d["deployment"], d["cost_per_million_usd"], d["slas_met"], colors[_kind(d["deployment"])])
+            for d in summary.deployments.to_dict("records")
+        ]
+        title = "(a) per deployment"
+    values = [float(v) for _, v, _, _ in fleet if np.isfinite(v)]
+    top = max(values, default=1.0) * 1.2 or 1.0
+    for i, (_label, v, ok, color) in enumerate(fleet):
+        _cost_bar(ax_a, i, float(v), 0.6, _bar_style({"sla_met": ok}, color), top)
+    ax_a.set_xticks(range(len(fleet)), [_text(lbl) for lbl, _, _, _ in fleet], fontsize=9)
+    ax_a.set_xlim(-0.6, len(fleet) - 0.4)
+    ax_a.set_ylim(0, top)
+    ax_a.set_ylabel("$ per million inferences", fontsize=9)
+    ax_a.set_title(title, fontsize=11)
+    if c is not None and np.isfinite(c.savings_counted):
+        ax_a.text(0.5, 0.97, f"savings: {c.savings_counted:.0%}", transform=ax_a.transAxes, ha="center", va="top",
+                  fontsize=9, fontweight="bold")  # fmt: skip
+    elif c is not None:
+        ax_a.text(0.5, 0.97, "savings not counted:\nan SLA is missed", transform=ax_a.transAxes, ha="center",
+                  va="top", fontsize=8, color=SLA_COLOR)  # fmt: skip
+
+    # (b) per tenant
+    groups = _tenant_cost_bars(summary, tenants)
+    width = min(0.8 / max((len(g) for g in groups), default=1), 0.3)
+    values = [float(b["value"]) for g in groups for b in g if np.isfinite(b["value"])]
+    top = max(values, default=1.0) * 1.2 or 1.0
+    hows = set()
+    for i, g in enumerate(groups):
+        for j, b in enumerate(g):
+            x = i + (j - (len(g) - 1) / 2) * width
+            style = _bar_style(b, colors[_kind(b["deployment"])])
+            if b["how"] == "by requests":
+                style = {**style, "alpha": 0.55}
+            hows.add(b["how"])
+            _cost_bar(ax_b, x, float(b["value"]), width, style, top)
+    ax_b.set_xticks(range(len(tenants)), [_text(t) for t in tenants], fontsize=9)
+    ax_b.set_xlim(-0.6, len(tenants) - 0.4)
+    ax_b.set_ylim(0, top)
+    ax_b.set_title("(b) per tenant: own server vs its chargeback on the shared one", fontsize=11)
+    for ax in (ax_a, ax_b):
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _text(f"${v:g}")))
+
+    kinds = list(dict.fromkeys(_kind(d) for d in summary.rows["deployment"]))
+    split = "by compute" in hows
+    handles = [
+        Patch(
+            color=colors[k],
+            label=_text(_kind_label(k) + ("; per tenant: split by compute time" if split and k == "shared" else "")),
+        )
+        for k in kinds
+    ]
+    if split:
+        handles.append(Patch(facecolor=colors["shared"], alpha=0.55, label="shared, per tenant: split by requests"))
+    handles.append(Patch(facecolor="white", edgecolor=SLA_COLOR, hatch="///", label="misses SLA"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+    fig.suptitle(_text(f"{summary.scenario}: cost per million inferences"), fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+
+
+# --- GPU timeline -------------------------------------------------------------------------------------------
+
+GPU_PANELS = (
+    ("gpu_util_percent", "GPU utilisation (%)", 1.0),
+    ("power_w", "power (W)", 1.0),
+    ("memory_used_bytes", "memory used (GB)", 1e-9),
+)
+
+
+def _request_rates(requests: pd.DataFrame, deployment: str) -> dict[str, pd.Series]:
+    """Completed requests per second (by completion time, warm-up included), per tenant."""
+    if not len(requests):
+        return {}
+    done = requests[(requests["deployment"] == deployment) & requests["ok"].astype(bool)]
+    out = {}
+    for tenant, g in done.groupby("tenant", sort=False, observed=True):
+        seconds = np.floor(g["done_s"].to_numpy(dtype=float))
+        counts = pd.Series(seconds).value_counts().sort_index()
+        full = np.arange(counts.index.min(), counts.index.max() + 1)
+        out[tenant] = counts.reindex(full, fill_value=0)
+    return out
+
+
+def gpu_timeline(requests: pd.DataFrame, summary: Summary, telemetry: pd.DataFrame, path: Path) -> Path:
+    """Per deployment with NVML telemetry: utilisation, power and memory over time, with each tenant's request
+    rate (completed per second) on a second axis."""
+    path = Path(path)
+    nv = telemetry[telemetry["source"] == cost.NVML]
+    deployments = [d for d in dict.fromkeys(summary.rows["deployment"]) if (nv["deployment"] == d).any()]
+    n = max(len(deployments), 1)
+    fig, axes = plt.subplots(n, 3, figsize=(16, 2.9 * n + 0.9), squeeze=False)
+    try:
+        _draw_gpu(fig, axes, requests, summary, nv, deployments)
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _draw_gpu(fig, axes, requests: pd.DataFrame, summary: Summary, nv: pd.DataFrame, deployments: list[str]) -> None:
+    tenants = _tenants(summary)
+    tcolor = {t: TENANT_COLORS[i % len(TENANT_COLORS)] for i, t in enumerate(tenants)}
+    for i, (row, dep) in enumerate(zip(axes, deployments, strict=False)):
+        dev = cost.device_rows(nv[nv["deployment"] == dep])
+        rates = _request_rates(requests, dep)
+        top_rate = max((float(r.max()) for r in rates.values() if len(r)), default=1.0) * 1.15 or 1.0
+        start = min([float(dev["t_s"].min())] + [float(r.index.min()) for r in rates.values() if len(r)])
+        for ax, (metric, label, scale) in zip(row, GPU_PANELS, strict=True):
+            data = dev[dev["metric"] == metric]
+            for gpu, g in data.groupby("gpu", sort=True):
+                g = g.sort_values("t_s")
+                name = f"GPU {gpu}" if data["gpu"].nunique() > 1 else "GPU"
+                ax.plot(g["t_s"], g["value"] * scale, color="black", lw=1.1, label=name)
+            if not len(data):
+                ax.text(0.5, 0.5, "not reported", transform=ax.transAxes, ha="center", va="center", color="#777777")
+            if start < 0:
+                ax.axvspan(start, 0, color="#7f8c8d", alpha=0.12, lw=0)
+            ax.set_ylim(bottom=0)
+            if metric == "gpu_util_percent":
+                ax.set_ylim(0, 105)
+            ax.set_title(_text(f"{dep}: {label}"), fontsize=10)
+            if i == len(deployments) - 1:
+                ax.set_xlabel("time since measurement start (s)", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+            twin = ax.twinx()
+            for tenant, r in rates.items():
+                twin.step(r.index + 0.5, r.to_numpy(), where="mid", color=tcolor.get(tenant, "#888888"), lw=0.9,
+                          alpha=0.75, ls="--")  # fmt: skip
+            twin.set_ylim(0, top_rate)
+            twin.tick_params(labelsize=7, colors="#555555")
+            if ax is row[-1]:
+                twin.set_ylabel("completed requests/s", fontsize=8, color="#555555")
+    handles = [Line2D([], [], color="black", lw=1.1, label="GPU metric")]
+    handles += [Line2D([], [], color=tcolor[t], ls="--", lw=0.9, label=_text(f"{t} requests/s")) for t in tenants]
+    handles.append(Patch(color="#7f8c8d", alpha=0.12, label="warm-up"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+    fig.suptitle(_text(f"{summary.scenario}: GPU over time, with each tenant's request rate"), fontsize=12)
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
+
+
+def make_plots(
+    requests: pd.DataFrame, summary: Summary, plots_dir: Path, telemetry: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """Every plot this run supports: cost only with a price, the GPU timeline only with NVML telemetry."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    return {
+    out = {
         "latency_cdf": latency_cdf(requests, summary, plots_dir / LATENCY_CDF_PNG),
         "throughput_p99": throughput_p99(summary, plots_dir / THROUGHPUT_P99_PNG),
     }
+    if summary.deployments["cost_usd"].notna().any():
+        out["cost_per_million"] = cost_per_million(summary, plots_dir / COST_PER_MILLION_PNG)
+    if telemetry is not None and cost.has_gpu_metrics(telemetry):
+        out["gpu_timeline"] = gpu_timeline(requests, summary, telemetry, plots_dir / GPU_TIMELINE_PNG)
+    return out

@@ -19,10 +19,17 @@ from perseus.analysis.stats import PERCENTILES
 from perseus.analysis.summary import Summary
 
 # Relative to the run folder; the same names plots.make_plots writes (kept here so rendering needs no matplotlib).
-PLOT_FILES = {"latency_cdf": "plots/latency_cdf.png", "throughput_p99": "plots/throughput_p99.png"}
+PLOT_FILES = {
+    "latency_cdf": "plots/latency_cdf.png",
+    "throughput_p99": "plots/throughput_p99.png",
+    "cost_per_million": "plots/cost_per_million.png",
+    "gpu_timeline": "plots/gpu_timeline.png",
+}
 PLOT_TITLES = {
     "latency_cdf": "Latency CDF per tenant",
     "throughput_p99": "Throughput and SLA-percentile latency per tenant",
+    "cost_per_million": "Cost per million inferences: shared vs solo, and per tenant",
+    "gpu_timeline": "GPU utilisation, power and memory over time, with each tenant's request rate",
 }
 
 
@@ -110,6 +117,17 @@ def fmt_rps(v: object) -> str:
     return f"{f:,.1f}" if abs(f) >= 10 else f"{f:.2f}"
 
 
+def fmt_sig(v: object, digits: int = 3) -> str:
+    """A measured quantity to ``digits`` significant digits: 1.12, 39.6, 1,234."""
+    if (s := _special(v)) is not None:
+        return s
+    f = float(v)  # type: ignore[arg-type]
+    if f == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(f))))
+    return f"{round(f, decimals):,.{decimals}f}"
+
+
 def fmt_secs(v: object) -> str:
     return _special(v) or f"{float(v):,.1f} s"  # type: ignore[arg-type]
 
@@ -141,6 +159,7 @@ FORMATTING: dict[str, Callable[..., str]] = {
     "int": fmt_int,
     "rps": fmt_rps,
     "secs": fmt_secs,
+    "sig": fmt_sig,
     "yesno": fmt_yesno,
     "pctl": fmt_pctl,
     "md": md_escape,
@@ -164,6 +183,27 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def plot_keys(summary: Summary) -> list[str]:
+    """The plots plots.make_plots draws for this summary: cost only with a price, the GPU timeline only
+    with NVML telemetry."""
+    keys = ["latency_cdf", "throughput_p99"]
+    if summary.deployments["cost_usd"].notna().any():
+        keys.append("cost_per_million")
+    if summary.gpu_note is None:
+        keys.append("gpu_timeline")
+    return keys
+
+
+def _server_rows(summary: Summary) -> list[dict]:
+    """Triton's server-side rows, each beside the same tenant's client-side p50/p99 (a lookup, no arithmetic)."""
+    client = {(r["deployment"], r["tenant"]): r for r in summary.rows.to_dict("records")}
+    out = []
+    for r in summary.server.to_dict("records"):
+        c = client.get((r["deployment"], r["tenant"]), {})
+        out.append({**r, "client_p50_ms": c.get("p50_ms"), "client_p99_ms": c.get("p99_ms")})
+    return out
+
+
 def _variables(summary: Summary, ctx: ReportContext) -> dict:
     return {
         "summary": summary,
@@ -173,11 +213,18 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "deployments": summary.deployments.to_dict("records"),
         "notes": list(summary.notes),
         "percentiles": PERCENTILES,
+        "server": _server_rows(summary),
+        "chargeback": summary.chargeback.to_dict("records"),
+        "energy": summary.energy.to_dict("records"),
+        "gpu_note": summary.gpu_note,
     }
 
 
-def render_markdown(summary: Summary, ctx: ReportContext) -> str:
-    return environment().get_template("report.md.j2").render(**_variables(summary, ctx), plot_files=PLOT_FILES)
+def render_markdown(summary: Summary, ctx: ReportContext, plots: dict[str, Path] | None = None) -> str:
+    """``plots``: what plots.make_plots returned (only its keys are linked); None links the plots it would draw."""
+    keys = list(plots) if plots is not None else plot_keys(summary)
+    plot_list = [{"key": k, "title": PLOT_TITLES.get(k, k), "file": PLOT_FILES.get(k, f"plots/{k}.png")} for k in keys]
+    return environment().get_template("report.md.j2").render(**_variables(summary, ctx), plot_list=plot_list)
 
 
 def _data_uri(path: Path) -> str:

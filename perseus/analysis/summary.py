@@ -15,6 +15,9 @@ from perseus.analysis import cost
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
 from perseus.analysis.validity import judge
 
+# server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
+SERVER_COLUMNS = [*cost.SERVER_COLUMNS, "completed", "compute_share", "energy_j", "j_per_inference"]
+
 DEFAULT_MIN_DURATION_S = 10.0
 DEFAULT_MIN_REQUESTS = 100
 
@@ -62,6 +65,9 @@ class Comparison:
     solo_slas_met: bool
     servers_solo: int
     verdict: str
+    # The savings that count: ``savings`` when both sides meet every SLA, else NaN with the reason.
+    savings_counted: float = math.nan
+    savings_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,11 @@ class Summary:
     deployments: pd.DataFrame  # one row per deployment: cost of the deployment
     comparison: Comparison | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Server side, from telemetry (empty frames without it): see perseus/analysis/cost.py.
+    server: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SERVER_COLUMNS))
+    chargeback: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.CHARGEBACK_COLUMNS))
+    energy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.ENERGY_COLUMNS))
+    gpu_note: str | None = cost.NO_GPU  # None when NVML telemetry exists
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -141,10 +152,12 @@ def summarize(
     deployments: dict[str, dict],
     usd_per_hour: float | None,
     notes: tuple[str, ...] = (),
+    telemetry: pd.DataFrame | None = None,
 ) -> Summary:
-    """Pure: records + scenario + deployment metadata + price -> Summary.
+    """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
     ``deployments`` maps name -> {"tenants": [...], "duration_s": float, "status": str}, in run order.
+    ``telemetry`` is the long table of results.read_telemetry (with its ``deployment`` column), or None.
     """
     specs = tenant_specs(effective_scenario)
     run = effective_scenario.get("run", {})
@@ -152,7 +165,11 @@ def summarize(
         float(run.get("min_duration_s", DEFAULT_MIN_DURATION_S)), int(run.get("min_requests", DEFAULT_MIN_REQUESTS))
     )
     measured = requests[~requests["warmup"]] if len(requests) else requests
-    groups = {key: g for key, g in measured.groupby(["deployment", "tenant"], sort=False)} if len(measured) else {}
+    groups = (
+        {key: g for key, g in measured.groupby(["deployment", "tenant"], sort=False, observed=True)}
+        if len(measured)
+        else {}
+    )
     empty = measured.iloc[0:0]
 
     rows, dep_rows = [], []
@@ -201,12 +218,74 @@ def summarize(
             "valid",
         ],
     )
+    server, charge, energy = server_side(rows_df, dep_df, deployments, telemetry)
+    gpu = cost.has_gpu_metrics(telemetry)
     return Summary(
         scenario=effective_scenario["name"],
         rows=rows_df,
         deployments=dep_df,
         comparison=compare(dep_df, list(specs)),
         notes=tuple(notes),
+        server=server,
+        chargeback=charge,
+        energy=energy,
+        gpu_note=None if gpu else cost.NO_GPU,
+    )
+
+
+def server_side(
+    rows: pd.DataFrame, deps: pd.DataFrame, deployments: dict[str, dict], telemetry: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(server, chargeback, energy) tables: Triton's rates and energy per (deployment, tenant), the cost
+    split of every multi-tenant deployment, and GPU energy per deployment."""
+    rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
+    energy = cost.gpu_energy(telemetry).set_index("deployment")
+    completed = {(r["deployment"], r["tenant"]): int(r["requests"] - r["errors"]) for r in rows.to_dict("records")}
+    by_dep = deps.set_index("deployment")
+
+    server_rows, charge_frames, energy_rows = [], [], []
+    for name, meta in deployments.items():
+        tenants = list(meta["tenants"])
+        per_tenant = [
+            rates.loc[(name, t)].to_dict() if (name, t) in rates.index else {c: math.nan for c in rates.columns}
+            for t in tenants
+        ]
+        compute = [float(r["compute_s"]) for r in per_tenant]
+        compute_share = cost.shares(compute)
+        done = [completed.get((name, t), 0) for t in tenants]
+        dep_energy = float(energy.loc[name, "energy_j"]) if name in energy.index else math.nan
+        for t, r, share, n in zip(tenants, per_tenant, compute_share, done, strict=True):
+            joules = dep_energy * share
+            server_rows.append(
+                {
+                    "deployment": name,
+                    "tenant": t,
+                    **r,
+                    "completed": n,
+                    "compute_share": share,
+                    "energy_j": joules,
+                    "j_per_inference": cost.per_inference(joules, n),
+                }
+            )
+        if len(tenants) > 1:
+            charge_frames.append(cost.chargeback(name, float(by_dep.loc[name, "cost_usd"]), tenants, done, compute))
+        if name in energy.index:
+            energy_rows.append(
+                {
+                    "deployment": name,
+                    **energy.loc[name].to_dict(),
+                    "gpus": int(energy.loc[name, "gpus"]),
+                    "completed": sum(done),
+                    "j_per_inference": cost.per_inference(dep_energy, sum(done)),
+                }
+            )
+    charge = (
+        pd.concat(charge_frames, ignore_index=True) if charge_frames else pd.DataFrame(columns=cost.CHARGEBACK_COLUMNS)
+    )
+    return (
+        pd.DataFrame(server_rows, columns=SERVER_COLUMNS),
+        charge,
+        pd.DataFrame(energy_rows, columns=cost.ENERGY_COLUMNS),
     )
 
 
@@ -222,6 +301,7 @@ def compare(deployments: pd.DataFrame, tenants: list[str]) -> Comparison | None:
     solo_pm = cost.per_million(float(solos["cost_usd"].sum()), int(solos["completed"].sum()))
     saved = cost.savings(shared_pm, solo_pm)
     shared_ok, solo_ok = bool(shared["slas_met"]), bool(np.all(solos["slas_met"]))
+    counted, note = cost.counted_savings(saved, shared_ok, solo_ok)
     return Comparison(
         shared_cost_per_million_usd=shared_pm,
         solo_cost_per_million_usd=solo_pm,
@@ -230,16 +310,29 @@ def compare(deployments: pd.DataFrame, tenants: list[str]) -> Comparison | None:
         solo_slas_met=solo_ok,
         servers_solo=len(solo_names),
         verdict=_verdict(shared_ok, solo_ok, saved, len(solo_names)),
+        savings_counted=counted,
+        savings_note=note,
     )
 
 
 def _verdict(shared_ok: bool, solo_ok: bool, saved: float, n: int) -> str:
-    if math.isnan(saved):
-        return "no price for this instance: cost not compared"
+    """The headline. SLAs first: a server that misses an SLA is never called the cheaper choice."""
+    if shared_ok and solo_ok:
+        if math.isnan(saved):
+            return "share: one server meets every SLA (no price for this instance: cost not compared)"
+        if saved >= 0:
+            return (
+                f"share: one server meets every SLA and costs {saved:.0%} less per million inferences "
+                f"than {n} single-tenant servers"
+            )
+        return (
+            f"do not share: one server meets every SLA but costs {-saved:.0%} more per million inferences "
+            f"than {n} single-tenant servers"
+        )
     if shared_ok:
         return (
-            f"share: one server meets every SLA and costs {saved:.0%} less per million inferences "
-            f"than {n} single-tenant servers"
+            f"share: one server meets every SLA; {n} single-tenant servers miss at least one "
+            "(no savings claimed against a fleet that misses its SLAs)"
         )
     if solo_ok:
         return "do not share: the shared server misses at least one SLA that single-tenant servers meet"

@@ -27,6 +27,9 @@ EXIT_TIMEOUT_S = 3
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
 LOG_TAIL_LINES = 20
+# Launches tried when a port picked as free is taken before tritonserver binds it.
+PORT_ATTEMPTS = 3
+_PORT_TAKEN = b"already in use"
 
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 
@@ -68,13 +71,30 @@ class LocalServer:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._backend_tmp: tempfile.TemporaryDirectory | None = None
+        self._log_offset = 0
         self.url = self.metrics_url = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        install = find_install()
-        self._backend_tmp = tempfile.TemporaryDirectory(prefix="perseus-backends-")
-        backends = install.make_backend_dir(Path(self._backend_tmp.name))
+        try:
+            install = find_install()
+            self._backend_tmp = tempfile.TemporaryDirectory(prefix="perseus-backends-")
+            backends = install.make_backend_dir(Path(self._backend_tmp.name))
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            # The ports are free when picked but not reserved: another process (another run on this
+            # host) can bind one before tritonserver does. Then tritonserver exits at once; pick again.
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                self._launch(install, backends)
+                if self._wait_ready(retry_if_port_taken=attempt < PORT_ATTEMPTS):
+                    return
+                _stop_group(self._proc)
+                self._proc = None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self, install, backends: Path) -> None:
         http, grpc, metrics = free_ports(3, self.host)
         self.url = f"http://{self.host}:{http}"
         self.metrics_url = f"http://{self.host}:{metrics}/metrics"
@@ -94,8 +114,8 @@ class LocalServer:
             "--metrics-interval-ms=1000",
             *self.extra_args,
         ]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log.flush()
+        self._log_offset = self.log_path.stat().st_size
         self._proc = subprocess.Popen(
             cmd,
             stdout=self._log,
@@ -104,21 +124,28 @@ class LocalServer:
             env=install.environment(),
             start_new_session=True,  # its own process group, so stop() reaches the backend stubs
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
+        """True once ready; False if it exited because a port was taken (and a retry is allowed)."""
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                if retry_if_port_taken and self._port_taken():
+                    return False
                 raise self._startup_error(f"tritonserver exited with code {self._proc.returncode} during startup")
             if _http_ok(f"{self.url}/v2/health/ready"):
-                return
+                return True
             time.sleep(POLL_S)
         raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
+
+    def _port_taken(self) -> bool:
+        """Whether this launch's part of the log says a port was already in use."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return _PORT_TAKEN in f.read()
+        except OSError:
+            return False
 
     def _startup_error(self, what: str) -> ServerError:
         self._log.flush()

@@ -28,6 +28,8 @@ def read_config(path: Path) -> mc.ModelConfig:
         return text_format.Parse(Path(path).read_text(encoding="utf-8"), mc.ModelConfig())
     except FileNotFoundError:
         raise InputError(path, None, "missing config.pbtxt") from None
+    except OSError as exc:  # a folder named config.pbtxt, no permission, ...
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
     except (text_format.ParseError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"not a valid Triton model config: {exc}") from None
 
@@ -78,6 +80,27 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
             f"tenant '{tenant.name}'",
             "server.dynamic_batching",
             f"model '{tenant.model}' has max_batch_size 0, so it cannot batch",
+        )
+    if settings.dynamic_batching is False and settings.max_queue_delay_us is not None:
+        # The delay would be dropped with the batcher: a contradiction, not a setting to ignore.
+        raise InputError(
+            f"tenant '{tenant.name}'",
+            "server.max_queue_delay_us",
+            "is set but dynamic_batching is false (the queue delay is a dynamic batching setting)",
+        )
+    # Otherwise every request would fail at the server (too large a batch), or the batch would be
+    # silently sent as 1 (a model without a batch dimension).
+    if out.max_batch_size > 0 and tenant.batch > out.max_batch_size:
+        raise InputError(
+            f"tenant '{tenant.name}'",
+            "batch",
+            f"is {tenant.batch} but model '{tenant.model}' takes at most {out.max_batch_size} (max_batch_size)",
+        )
+    if out.max_batch_size == 0 and tenant.batch > 1:
+        raise InputError(
+            f"tenant '{tenant.name}'",
+            "batch",
+            f"is {tenant.batch} but model '{tenant.model}' has max_batch_size 0 (no batch dimension): use 1",
         )
     return out
 

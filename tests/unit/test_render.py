@@ -115,7 +115,8 @@ def test_summary_numbers_by_hand():
 def test_plots_are_valid_pngs(tmp_path: Path):
     requests, s = make_run()
     out = plots.make_plots(requests, s, tmp_path / "plots")
-    assert set(out) == {"latency_cdf", "throughput_p99"}
+    # priced, no NVML telemetry: the cost plot, no GPU timeline
+    assert set(out) == {"latency_cdf", "throughput_p99", "cost_per_million"}
     for key, path in out.items():
         assert path.name == Path(render.PLOT_FILES[key]).name
         data = path.read_bytes()
@@ -158,7 +159,7 @@ def test_html_self_contained_and_escaped(tmp_path: Path):
     requests, s = make_run(b=evil, notes=(f"note {evil}",))
     out = plots.make_plots(requests, s, tmp_path / "plots")
     html = render_html(s, make_ctx(), out)
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == len(out) == 3
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.IGNORECASE)
     assert "http://" not in html
     assert "https://" not in html

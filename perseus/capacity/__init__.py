@@ -1,0 +1,1 @@
+"""`perseus capacity`: how much load fits under every SLA, alone and co-located, and who hurts whom."""

@@ -1,0 +1,89 @@
+"""Capacity, co-location and interference figures, computed once as data (pure functions)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from perseus.analysis import cost
+
+
+@dataclass(frozen=True)
+class Capacities:
+    table: pd.DataFrame  # deployment, tenant, scale, upper, rate_rps, capacity_rps, converged, probes
+    shared_scale: float | None
+    # Sum over tenants of (shared capacity rate / solo capacity rate). Above 1, one shared server
+    # carries more than the same tenants on dedicated servers in the same proportions (Perseus's
+    # "above the linear baseline").
+    colocation_gain: float | None
+    shared_cost_per_million_usd: float
+    solo_cost_per_million_usd: float
+    savings: float
+    verdict: str
+
+
+def capacities(
+    searches: dict[str, tuple[tuple[str, ...], object]], rates: dict[str, float], usd_per_hour: float | None
+) -> Capacities:
+    """``searches``: deployment -> (tenants, Search). ``rates``: tenant -> scenario mean rate (req/s)."""
+    rows = []
+    for name, (tenants, search) in searches.items():
+        for t in tenants:
+            k = search.capacity
+            rows.append(
+                {
+                    "deployment": name,
+                    "tenant": t,
+                    "scale": k if k is not None else math.nan,
+                    "upper": search.upper if search.upper is not None else math.nan,
+                    "rate_rps": rates[t],
+                    "capacity_rps": rates[t] * k if k is not None else 0.0,
+                    "converged": search.converged,
+                    "probes": len(search.probes),
+                }
+            )
+    table = pd.DataFrame(rows)
+    shared = searches.get("shared")
+    k_shared = shared[1].capacity if shared else None
+    solo_cap = {r["tenant"]: r["capacity_rps"] for r in rows if r["deployment"].startswith("solo-")}
+    gain = None
+    if k_shared and solo_cap and all(solo_cap.get(t, 0) > 0 for t in rates):
+        gain = sum(k_shared * rates[t] / solo_cap[t] for t in rates)
+    price = usd_per_hour if usd_per_hour is not None else math.nan
+    shared_pm = solo_pm = saved = math.nan
+    if k_shared:
+        served = sum(k_shared * r for r in rates.values())
+        shared_pm = cost.per_million(cost.cost_usd(price, 3600.0), round(served * 3600))
+        if gain:
+            # The same mix served by dedicated servers, each run at its own capacity: tenant t needs
+            # k*r_t / cap_t of a server (a fluid approximation; whole servers cost more still).
+            solo_pm = shared_pm * gain
+            saved = cost.savings(shared_pm, solo_pm)
+    return Capacities(table, k_shared, gain, shared_pm, solo_pm, saved, _verdict(k_shared, gain, saved))
+
+
+def _verdict(k_shared: float | None, gain: float | None, saved: float) -> str:
+    if not k_shared:
+        return "the shared server meets every SLA at no tested load: co-location does not fit"
+    if gain is None:
+        return f"shared capacity: {k_shared:.3g}x the scenario's rates (no solo baselines to compare)"
+    side = "above" if gain > 1 else "below"
+    return (
+        f"shared capacity {k_shared:.3g}x the scenario's rates; co-location is {side} the linear baseline "
+        f"(gain {gain:.2f}), {saved:.0%} {'saved' if saved >= 0 else 'extra'} per million inferences at capacity"
+    )
+
+
+def interference(p99: dict[tuple[str, str], float], solo_p99: dict[str, float], tenants: list[str]) -> pd.DataFrame:
+    """slowdown[A, B] = A's p99 when co-located with B / A's p99 alone (1 = no interference)."""
+    matrix = pd.DataFrame(math.nan, index=tenants, columns=tenants, dtype=float)
+    for a, b in itertools.permutations(tenants, 2):
+        if (a, b) in p99 and solo_p99.get(a, 0) > 0:
+            matrix.loc[a, b] = p99[(a, b)] / solo_p99[a]
+    for a in tenants:
+        matrix.loc[a, a] = 1.0
+    matrix.index.name = "tenant"
+    return matrix

@@ -1,0 +1,101 @@
+"""Capacity report: capacity.md, CSVs, the co-location figure per tenant pair, the interference heatmap."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from perseus.capacity.analysis import Capacities
+
+
+def colocation_figure(caps: Capacities, rates: dict[str, float], path: Path) -> Path | None:
+    """Perseus-style figure: for each tenant pair, the shared capacity point against the straight line
+    between the two solo capacities (what dedicated servers would give in the same proportions)."""
+    table = caps.table
+    solo = {r.tenant: r.capacity_rps for r in table.itertuples() if r.deployment.startswith("solo-")}
+    pairs = list(itertools.combinations(rates, 2))
+    if not pairs or not solo:
+        return None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.2), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs, strict=True):
+        ca, cb = solo.get(a, 0.0), solo.get(b, 0.0)
+        ax.plot([ca, 0], [0, cb], "--", color="0.4", label="linear baseline (solo peaks)")
+        ax.plot([ca], [0], "o", color="tab:orange")
+        ax.plot([0], [cb], "o", color="tab:orange", label="solo capacity")
+        if caps.shared_scale:
+            k = caps.shared_scale
+            ax.plot([k * rates[a]], [k * rates[b]], "*", ms=14, color="tab:blue", label="shared capacity")
+            ax.plot([0, k * rates[a]], [0, k * rates[b]], ":", color="tab:blue", lw=1)
+        top = max(ca, cb, *(caps.shared_scale * rates[t] for t in (a, b))) if caps.shared_scale else max(ca, cb)
+        ax.set_xlim(0, max(ca, 1e-9) * 1.15 if top == 0 else top * 1.15)
+        ax.set_ylim(0, max(cb, 1e-9) * 1.15 if top == 0 else top * 1.15)
+        ax.set_xlabel(f"{a} throughput (req/s)")
+        ax.set_ylabel(f"{b} throughput (req/s)")
+        ax.set_title(f"{a} + {b}")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(loc="upper right", fontsize=8)
+    fig.suptitle("co-location vs dedicated servers, at every SLA")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def interference_heatmap(matrix, path: Path) -> Path | None:
+    if matrix.shape[0] < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * matrix.shape[1], 1.2 + 1.1 * matrix.shape[0]))
+    values = matrix.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="Reds", vmin=1.0, vmax=max(2.0, float(matrix.max().max())))
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns)
+    ax.set_yticks(range(matrix.shape[0]), matrix.index)
+    ax.set_xlabel("co-located with")
+    ax.set_ylabel("tenant (p99 slowdown)")
+    for i, j in itertools.product(range(values.shape[0]), range(values.shape[1])):
+        v = values[i, j]
+        ax.text(j, i, "n/a" if math.isnan(v) else f"{v:.2f}x", ha="center", va="center", fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_title("interference: p99 with the other / p99 alone")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str, plots: dict[str, Path]) -> str:
+    lines = ["# perseus capacity", "", f"**{caps.verdict}**", ""]
+    if not math.isnan(caps.shared_cost_per_million_usd):
+        lines += [
+            f"- Cost per million inferences at capacity ({instance}, ${usd_per_hour:.4g}/h): shared "
+            f"${caps.shared_cost_per_million_usd:.4g}"
+            + (f" vs dedicated ${caps.solo_cost_per_million_usd:.4g}" if not math.isnan(caps.savings) else ""),
+            "",
+        ]
+    lines += [
+        "Capacity = the largest scale on the scenario's rates at which every tenant of the deployment is VALID "
+        "(SLA met, enough requests and time, early stopping passed), by bracketing then bisection.",
+        "",
+        "| deployment | tenant | scale | first failing scale | scenario rate (req/s) | capacity (req/s) | probes |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in caps.table.itertuples():
+        lines.append(
+            f"| {r.deployment} | {r.tenant} | {r.scale:.3g} | {r.upper:.3g} | {r.rate_rps:.4g} | "
+            f"{r.capacity_rps:.4g} | {r.probes} |"
+        )
+    if matrix is not None and matrix.shape[0] > 1:
+        lines += ["", "## Interference (p99 with the other tenant / p99 alone, at the scenario's rates)", ""]
+        lines.append("| tenant | " + " | ".join(matrix.columns) + " |")
+        lines.append("|---|" + "---:|" * len(matrix.columns))
+        for tenant, row in matrix.iterrows():
+            cells = ["n/a" if math.isnan(v) else f"{v:.2f}x" for v in row]
+            lines.append(f"| {tenant} | " + " | ".join(cells) + " |")
+    for title, p in plots.items():
+        lines += ["", f"![{title}](plots/{p.name})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,139 @@
+"""The capacity pipeline: solo and shared capacity searches, then pairwise interference at the scenario's load."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from perseus import results
+from perseus.analysis.summary import SHARED, SOLO_PREFIX, summarize
+from perseus.analysis.validity import CONFIDENCE
+from perseus.capacity.search import DEFAULT_PRECISION, MAX_PROBES, Search, find_capacity
+from perseus.errors import InputError
+from perseus.plan import Deployment
+from perseus.scenario import Scenario
+
+CAPACITY_CSV = "capacity.csv"
+PROBES_CSV = "probes.csv"
+INTERFERENCE_CSV = "interference.csv"
+CAPACITY_MD = "capacity.md"
+
+
+@dataclass(frozen=True)
+class Settings:
+    precision: float = DEFAULT_PRECISION
+    max_probes: int = MAX_PROBES
+    interference: bool = True
+
+
+@dataclass
+class Outcome:
+    searches: dict[str, tuple[tuple[str, ...], Search]] = field(default_factory=dict)
+    probes: list[dict] = field(default_factory=list)  # one row per (probe, tenant)
+    pair_p99: dict[tuple[str, str], float] = field(default_factory=dict)
+    solo_p99: dict[str, float] = field(default_factory=dict)
+
+
+class Interrupted(Exception):
+    """A probe was interrupted: stop searching, keep what was measured."""
+
+
+def check(scenario: Scenario, source: str) -> None:
+    for i, tenant in enumerate(scenario.tenants):
+        if not tenant.load.open_loop:
+            raise InputError(source, f"tenants[{i}].load.arrival", "capacity needs open-loop tenants, not 'closed'")
+
+
+# A probe lengthens itself (up to this many times the scenario's duration) so that even at a low
+# scale it can gather the requests validity needs; otherwise low-load probes would fail for lack
+# of evidence, and bracketing downwards would never find a passing scale.
+MAX_STRETCH = 8.0
+EVIDENCE_MARGIN = 1.2
+
+
+def probe_scenario(scenario: Scenario, k: float, tenants: tuple[str, ...]) -> Scenario:
+    """The scenario with rates x k and a measured duration long enough for a VALID verdict."""
+    scaled = scenario.scaled(k)
+    run = scaled.run
+    need = run.duration_s
+    for name in tenants:
+        tenant = scaled.tenant(name)
+        rate = tenant.load.mean_rate()
+        # With none over the SLA, early stopping needs n >= ln(1 - confidence) / ln(percentile).
+        evidence = math.log(1 - CONFIDENCE) / math.log(tenant.sla_percentile / 100)
+        count = max(run.min_requests, math.ceil(evidence)) * EVIDENCE_MARGIN
+        need = max(need, run.min_duration_s, count / rate)
+    duration = min(need, run.duration_s * MAX_STRETCH)
+    return scaled.model_copy(update={"run": run.model_copy(update={"duration_s": duration})})
+
+
+def probe_name(prefix: str, k: float) -> str:
+    return f"{prefix}-x{k:.3f}"
+
+
+def measure(run_dir: Path, scenario: Scenario, deployment: Deployment, status: str, k: float) -> list[dict]:
+    """The probe's per-tenant rows (valid, p99, ...) from its own records; a failed probe has none."""
+    path = run_dir / deployment.name / results.REQUESTS
+    if status != "completed" or not path.exists():
+        return []
+    requests = pq.read_table(path).to_pandas()
+    meta = {deployment.name: {"tenants": list(deployment.tenants), "duration_s": scenario.run.duration_s}}
+    summary = summarize(requests, scenario.model_dump(mode="json"), meta, None)
+    rows = summary.rows.assign(scale=k)
+    return rows.to_dict("records")
+
+
+def execute(
+    scenario: Scenario, settings: Settings, run_one: Callable[[Scenario, Deployment], str], run_dir: Path
+) -> Outcome:
+    """``run_one(scenario, deployment)`` runs one probe deployment and returns its status."""
+    out = Outcome()
+    names = [t.name for t in scenario.tenants]
+
+    def prober(prefix: str, tenants: tuple[str, ...]):
+        def probe(k: float) -> bool:
+            scaled = probe_scenario(scenario, k, tenants)
+            deployment = Deployment(probe_name(prefix, k), tenants)
+            status = run_one(scaled, deployment)
+            if status == "interrupted":
+                raise Interrupted
+            rows = measure(run_dir, scaled, deployment, status, k)
+            out.probes.extend({**r, "search": prefix} for r in rows)
+            if k == 1.0 and prefix.startswith(SOLO_PREFIX) and rows:
+                out.solo_p99[rows[0]["tenant"]] = rows[0]["p99_ms"]
+            return bool(rows) and all(r["valid"] for r in rows)
+
+        return probe
+
+    plan = [(f"{SOLO_PREFIX}{n}", (n,)) for n in names] if len(names) > 1 else []
+    plan.append((SHARED, tuple(names)))
+    try:
+        for prefix, tenants in plan:
+            search = find_capacity(
+                prober(prefix, tenants), precision=settings.precision, max_probes=settings.max_probes
+            )
+            out.searches[prefix] = (tenants, search)
+        if settings.interference and len(names) > 1:
+            for a, b in itertools.combinations(names, 2):
+                deployment = Deployment(f"pair-{a}-{b}", (a, b))
+                status = run_one(scenario, deployment)
+                if status == "interrupted":
+                    raise Interrupted
+                for row in measure(run_dir, scenario, deployment, status, 1.0):
+                    other = b if row["tenant"] == a else a
+                    out.pair_p99[(row["tenant"], other)] = row["p99_ms"]
+    except Interrupted:
+        pass
+    return out
+
+
+def probes_table(out: Outcome) -> pd.DataFrame:
+    cols = ["search", "deployment", "tenant", "scale", "requests", "errors", "throughput_rps", "p99_ms"]
+    cols += ["sla_ms", "sla_percentile", "sla_latency_ms", "sla_met", "valid", "verdict"]
+    return pd.DataFrame(out.probes, columns=cols)

@@ -1,0 +1,178 @@
+"""``perseus ui``: one deployment driven from Locust's web UI, with a perseus page of exact SLA statistics.
+
+This module stays light (no Locust import): the CLI imports ``ui_command`` at start-up, and importing
+Locust monkey-patches the process for gevent, so ``perseus.ui.app`` is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from perseus.errors import InputError, PerseusError, ServerError
+
+USER_ENV = "PERSEUS_UI_USER"
+PASSWORD_ENV = "PERSEUS_UI_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+DEFAULT_WEB_PORT = 8089
+EXIT_CODES = {"completed": 0, "interrupted": 130}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "" (every interface) or a host name: treat as reachable from outside
+
+
+def credentials_for(web_host: str, environ=os.environ):
+    """None on loopback; otherwise the login from the environment, or an InputError (exit 2)."""
+    if is_loopback(web_host):
+        return None
+    from perseus.ui.app import Credentials
+
+    user, password = environ.get(USER_ENV, ""), environ.get(PASSWORD_ENV, "")
+    if not (user and password):
+        where = web_host or "every interface"
+        raise InputError(
+            "--web-host",
+            None,
+            f"serving the UI on {where} (not loopback) needs a login: set {USER_ENV} and {PASSWORD_ENV}",
+        )
+    return Credentials(user, password)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def ui_command(
+    scenario_file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/smoke.toml.")],
+    deployment: Annotated[
+        str, typer.Option(help="Which deployment to serve and drive: 'shared' or 'solo-<tenant>'.")
+    ] = "shared",
+    web_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web UI.")] = DEFAULT_WEB_PORT,
+    web_host: Annotated[
+        str,
+        typer.Option(
+            help=f"Address of the web UI. Anything but loopback needs {USER_ENV} and {PASSWORD_ENV} (Locust's login)."
+        ),
+    ] = "127.0.0.1",
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create (absent or empty). Default: results/<name>-<UTC time>/.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured seconds after Start (overrides run.duration_s).")
+    ] = None,
+    warmup: Annotated[float | None, typer.Option(help="Warm-up seconds after Start (overrides run.warmup_s).")] = None,
+) -> None:
+    """Serve one deployment and drive it from Locust's web UI, with a live perseus SLA page.
+
+    Starts tritonserver (loopback) and Locust's web UI with one user per tenant. Start in the UI
+    replays the tenants' open-loop schedules, as `perseus run` does; the test ends after the
+    scenario's duration or when stopped (Stop in the UI, Ctrl-C). Then the run folder gets
+    requests.parquet, summary.csv and report.html; the perseus tab (/perseus) links the report.
+    Ctrl-C quits. The last line on stdout is the run folder. Exit codes: 0 done, 1 failed,
+    2 bad input, 130 interrupted during a measurement (or closed before any).
+    """
+    from perseus import scenario as scenarios
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        credentials = credentials_for(web_host)
+        scenario, raw = scenarios.load(scenario_file)
+        scenario = scenarios.with_overrides(scenario, duration_s=duration, warmup_s=warmup, source=str(scenario_file))
+        chosen = _deployment(scenario, deployment)
+        status, run_dir = _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, credentials)
+    except PerseusError as exc:
+        typer.echo(f"perseus: {exc}", err=True)
+        run_dir = getattr(exc, "run_dir", None)
+        if run_dir is not None:
+            typer.echo(str(run_dir))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("perseus: interrupted", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(str(run_dir))
+    raise typer.Exit(EXIT_CODES.get(status, 1))
+
+
+def _deployment(scenario, name: str):
+    from perseus.plan import SHARED, SOLO_PREFIX, Deployment
+
+    tenants = [t.name for t in scenario.tenants]
+    if name == SHARED:
+        return Deployment(SHARED, tuple(tenants))
+    if name.startswith(SOLO_PREFIX) and name[len(SOLO_PREFIX) :] in tenants:
+        return Deployment(name, (name[len(SOLO_PREFIX) :],))
+    choices = ", ".join([SHARED, *(SOLO_PREFIX + t for t in tenants)])
+    raise InputError("--deployment", None, f"'{name}' is not a deployment of this scenario (choose: {choices})")
+
+
+def _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, credentials):
+    """Checks and the run folder, as `perseus run` does them; then the session until Ctrl-C."""
+    from perseus import run as runs
+    from perseus import scenario as scenarios
+    from perseus.models.ensure import ensure_built
+    from perseus.server import repository
+    from perseus.telemetry import gpu
+
+    repo = scenarios.repository_path(scenario, scenario_file)
+    repository.check_models(scenario, repo, str(scenario_file))
+    price = runs.check_price(scenario, str(scenario_file))
+    gpus, gpu_note = gpu.gpus()
+    use_gpu = runs.use_gpu(scenario, gpus, str(scenario_file))
+    ensure_built(repo, [scenario.tenant(t).model for t in chosen.tenants])
+
+    from perseus.ui import app  # imports Locust (gevent monkey-patching): only now
+
+    problem = app.port_problem(web_host, web_port)
+    if problem:
+        raise InputError("--web-port", None, f"cannot listen on {web_host}:{web_port}: {problem}")
+    run_dir = runs.prepare_run_dir(out, scenario.name)
+    command = shlex.join(["perseus", *sys.argv[1:]])
+    manifest = runs.new_manifest(scenario_file, raw, scenario, [chosen], price, gpus, gpu_note, command)
+    runs.save_inputs(run_dir, scenario_file, manifest)
+    session = app.UiSession(
+        scenario,
+        chosen,
+        repo,
+        run_dir,
+        manifest,
+        gpu=use_gpu,
+        web_host=web_host,
+        web_port=web_port,
+        credentials=credentials,
+    )
+    try:
+        session.start()
+    except ServerError as exc:
+        session.fail_startup(str(exc), exc.log_tail or None)
+        raise _Failed(exc, run_dir) from None
+    except BaseException:
+        session.shutdown()
+        raise
+    url = app.url_of(web_host, web_port)
+    typer.echo(f"perseus ui: Locust web UI at {url}/  ·  perseus page: {url}/perseus", err=True)
+    typer.echo(f"perseus ui: run folder {run_dir}  ·  Ctrl-C to quit", err=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: the normal way to quit
+        session.wait()
+    status = session.shutdown()
+    typer.echo(f"perseus ui: {status}; report: {run_dir / 'report.html'}", err=True)
+    return status, run_dir
+
+
+class _Failed(PerseusError):
+    def __init__(self, cause: PerseusError, run_dir: Path):
+        super().__init__(str(cause))
+        self.exit_code = cause.exit_code
+        self.run_dir = run_dir

@@ -1,0 +1,503 @@
+"""``perseus ui``: one deployment on a real Triton server, driven from Locust's web UI.
+
+Locust is used as a library: an ``Environment`` with one User class per tenant (class name = tenant,
+SLA and arrival settings as class attributes and docstring) and Locust's ``WebUI``. The users are the
+very users ``perseus run`` spawns (``LoadRun.user_classes()``): one open-loop dispatcher per tenant
+that replays the tenant's seeded schedule, or ``concurrency`` closed-loop senders.
+
+How Locust's controls map onto the open-loop engine: the user count is not a knob here. A
+``LoadTestShape`` asks for exactly one user per tenant (``fixed_count = 1``), so Locust's start form
+shows only a Start button. Start = the measurement begins (warm-up, then ``duration_s`` measured
+seconds of the scenario's schedule). The shape stops the test when every schedule is done; Stop in
+the UI (or Ctrl-C) ends it earlier, after letting in-flight requests finish for a moment. Either way
+the records are closed exactly as ``perseus run`` closes them, the manifest is updated, and
+``report.build`` writes summary.csv and report.html; the server is stopped. One measurement per
+process: a second Start does nothing (the perseus page says so).
+
+The perseus page (``/perseus``, also a tab in Locust's UI) shows per-tenant p50/p99, SLA latency and
+attainment and request counts computed from perseus's raw records, and links the report once written.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import jinja2
+from flask import Response, jsonify, redirect, request, send_file, session
+from flask_login import UserMixin, login_user
+from locust import LoadTestShape
+from locust.env import Environment
+
+from perseus import report, results
+from perseus import run as runs
+from perseus.errors import InputError
+from perseus.experiment import Outcome, _load_run, _save_configs, _Ticker
+from perseus.load.engine import ABORT_GRACE_S, LoadRun
+from perseus.load.recorder import StreamWriter
+from perseus.plan import Deployment
+from perseus.scenario import Scenario
+from perseus.server import repository
+from perseus.server.local import LocalServer, log_tail
+from perseus.telemetry import host
+from perseus.telemetry.nvml import GpuSampler
+from perseus.ui.live import LiveStats, TenantInfo, load_text
+
+LEAD_S = 0.5  # from Start to the first (warm-up) arrival: time to spawn the users
+TICK_S = 0.5
+STOP_DRAIN_S = ABORT_GRACE_S + 1.5  # Stop waits this long for in-flight requests to complete
+TAB_KEY = "perseus"
+STOPPED_REASON = "stopped from the web UI"
+INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+TEMPLATES = Path(__file__).with_name("templates")
+
+TABLE = [  # the perseus tab in Locust's UI: keys of LiveStats.rows()
+    ("tenant", "Tenant"),
+    ("load", "Load"),
+    ("requests", "Requests (measured)"),
+    ("errors", "Errors"),
+    ("rps", "Throughput/s"),
+    ("p50", "p50 ms"),
+    ("p99", "p99 ms"),
+    ("p99recent", "p99 ms, last 10 s"),
+    ("sla", "SLA"),
+    ("slalatency", "SLA-percentile ms"),
+    ("attainment", "SLA attainment %"),
+    ("met", "SLA met"),
+]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+    def check(self, user: str, password: str) -> bool:
+        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
+        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
+        return ok_user and ok_password
+
+
+class _LoginUser(UserMixin):
+    def __init__(self, name: str):
+        self.id = name
+
+
+class _TappedWriter(StreamWriter):
+    """The request recorder, also feeding every record to the live statistics."""
+
+    def __init__(self, path: Path, schema, live: LiveStats):
+        super().__init__(path, schema)
+        self._live = live
+
+    def add(self, row: tuple) -> None:
+        super().add(row)
+        self._live.add(row)
+
+
+class _OneUserPerTenant(LoadTestShape):
+    """One driver per tenant, all at once; the test ends when every tenant's load is done."""
+
+    use_common_options = False
+
+    def __init__(self, run: LoadRun):
+        super().__init__()
+        self.run = run
+
+    def tick(self):
+        if self.run.finished():
+            return None
+        n = len(self.run.tenants)
+        return n, float(n)
+
+
+def port_problem(host_: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (checked before the slow server start), or None."""
+    family = socket.AF_INET6 if ":" in host_ else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gevent's WSGIServer does
+        try:
+            s.bind((host_, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def url_of(host_: str, port: int) -> str:
+    return f"http://[{host_}]:{port}" if ":" in host_ else f"http://{host_ or '0.0.0.0'}:{port}"  # noqa: S104
+
+
+class UiSession:
+    """The server, the Locust environment and web UI, and the run folder of one ``perseus ui``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        deployment: Deployment,
+        source_repo: Path,
+        run_dir: Path,
+        manifest: dict,
+        *,
+        gpu: bool,
+        web_host: str,
+        web_port: int,
+        credentials: Credentials | None,
+    ):
+        self.scenario, self.deployment, self.source_repo = scenario, deployment, source_repo
+        self.run_dir, self.manifest, self.gpu = run_dir, manifest, gpu
+        self.web_host, self.web_port, self.credentials = web_host, web_port, credentials
+        self.dep_dir = run_dir / deployment.name
+        self.live = LiveStats(
+            [
+                TenantInfo(
+                    t.name,
+                    t.model,
+                    t.sla_ms,
+                    t.sla_percentile,
+                    load_text(t.load.arrival, t.load.mean_rate(), t.load.concurrency),
+                )
+                for t in (scenario.tenant(n) for n in deployment.tenants)
+            ]
+        )
+        self.entry = manifest["deployments"][deployment.name]
+        self.phase = "starting tritonserver"
+        self.measuring = False  # a test is running (Start was pressed, not yet finalized)
+        self.finalized = False
+        self.cause: str | None = None  # why the measurement ended: completed | stopped | interrupted | failed
+        self.interrupting = False
+        self.started = ""
+        self.end_now: float | None = None
+        self.report_error: str | None = None
+        self.server: LocalServer | None = None
+        self.run: LoadRun | None = None
+        self.env: Environment | None = None
+        self.gpu_sampler: GpuSampler | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._ticker: gevent.Greenlet | None = None
+        self._finalizer: gevent.Greenlet | None = None
+        self._recorder: _TappedWriter | None = None
+        self._telemetry: StreamWriter | None = None
+        self._records_open = False
+        self.report_built = False
+        self._page = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True).get_template(
+            "perseus.html.j2"
+        )
+
+    # -- setup -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Render the repository, start tritonserver, then Locust's environment and web UI."""
+        self.dep_dir.mkdir(parents=True, exist_ok=False)
+        self._recorder = _TappedWriter(self.dep_dir / results.REQUESTS, results.REQUEST_SCHEMA, self.live)
+        self._telemetry = StreamWriter(self.dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
+        self._records_open = True
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"perseus-{self.deployment.name}-")
+        tmp = Path(self._tmp.name)
+        tenants = list(self.deployment.tenants)
+        rendered = repository.render(self.scenario, tenants, self.source_repo, tmp / "repo", self.gpu)
+        _save_configs(rendered, self.dep_dir / results.CONFIGS)
+        self.server = LocalServer(
+            tmp / "repo", self.dep_dir / results.SERVER_LOG, startup_timeout_s=self.scenario.server.startup_timeout_s
+        )
+        self.server.start()
+        self.run = _load_run(self.scenario, self.deployment, self.server.url, self._recorder)
+        self.env = Environment(user_classes=self._user_classes(), shape_class=_OneUserPerTenant(self.run))
+        self.run.env = self.env  # every request also becomes a Locust request event (its charts)
+        self.env.create_local_runner()
+        self.env.events.test_start.add_listener(self._on_test_start)
+        self.env.events.test_stopping.add_listener(self._on_test_stopping)
+        self.env.events.test_stop.add_listener(self._on_test_stop)
+        # Locust's web UI parses sys.argv for its own options (argument_parser.ui_extra_args_dict) on
+        # every page load; this process's arguments are perseus's, already parsed, so hide them.
+        sys.argv = sys.argv[:1]
+        login = self.credentials is not None
+        web = self.env.create_web_ui(self.web_host, self.web_port, web_login=login, delayed_start=True)
+        self._add_routes(web)
+        web.start()
+        gevent.sleep(0.2)
+        if web.greenlet.dead:
+            reason = f"cannot listen on {self.web_host}:{self.web_port}: {web.greenlet.exception}"
+            raise InputError("--web-port", None, reason)
+        self.phase = "ready: press Start in the Locust page"
+
+    def _user_classes(self) -> list[type]:
+        classes = self.run.user_classes()
+        for cls, load in zip(classes, self.run.tenants, strict=True):
+            t = self.scenario.tenant(load.tenant)
+            cls.model = t.model
+            cls.sla_ms, cls.sla_percentile = t.sla_ms, t.sla_percentile
+            cls.arrival, cls.rate, cls.concurrency = t.load.arrival, t.load.mean_rate(), t.load.concurrency
+            cls.__doc__ = (
+                f"tenant {t.name}: model {t.model}, SLA p{t.sla_percentile:g} <= {t.sla_ms:g} ms, "
+                f"{load_text(t.load.arrival, t.load.mean_rate(), t.load.concurrency)} "
+                f"(warm-up {self.scenario.run.warmup_s:g} s, measured {self.scenario.run.duration_s:g} s)"
+            )
+        return classes
+
+    # -- the test's life -------------------------------------------------------------------------
+    def _on_test_start(self, **_kw) -> None:
+        if self.finalized or self.measuring:
+            return  # one measurement per process: the users find the run stopped and send nothing
+        self.measuring = True
+        self.started = results.utc_now()
+        self.run.begin(LEAD_S)
+        self.entry["status"] = "running"
+        results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
+        run, server = self.run, self.server
+        samplers = [host.ProcessSampler(server.pid(), "server"), host.ProcessSampler(os.getpid(), "loadgen")]
+        period = self.scenario.run.gpu_sample_period_s
+        self.gpu_sampler = GpuSampler(run.now, period_s=period, pids=host.tree(server.pid()))
+        self.gpu_sampler.start()
+        ticker = _Ticker(run, server, self._recorder, self._telemetry, samplers, self.gpu_sampler, self._show)
+        self._ticker = gevent.spawn(self._tick_loop, ticker)
+
+    def _tick_loop(self, ticker: _Ticker) -> None:
+        while True:
+            gevent.sleep(TICK_S)
+            ticker()
+
+    def _show(self, now: float) -> None:
+        if self.measuring and not self.run.abort_reason:
+            duration = self.scenario.run.duration_s
+            self.phase = "warm-up" if now < 0 else ("measuring" if now < duration else "draining")
+
+    def _on_test_stopping(self, **_kw) -> None:
+        """Before Locust kills the users: stop new arrivals and let requests in flight complete."""
+        if not self.measuring or self.cause is not None:
+            return
+        run = self.run
+        if run.abort_reason:
+            self.cause = "failed"  # the server died (the ticker's health check aborted the run)
+        elif run.finished():
+            self.cause = "completed"
+        else:
+            self.cause = "interrupted" if self.interrupting else "stopped"
+            run.abort(INTERRUPTED_REASON if self.interrupting else STOPPED_REASON)
+            self.phase = "stopping: waiting for requests in flight"
+            deadline = time.monotonic() + STOP_DRAIN_S
+            while not run.finished() and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+        self.end_now = run.now()
+
+    def _on_test_stop(self, **_kw) -> None:
+        if self.measuring and not self.finalized and self._finalizer is None:
+            self._finalizer = gevent.spawn(self._finalize)
+
+    def _finalize(self) -> None:
+        """Close the records as ``perseus run`` does, update the manifest, write summary and report."""
+        run = self.run
+        if self._ticker is not None:
+            self._ticker.kill()
+        if self.end_now is None:
+            self.end_now = run.now()
+        if run.abort_reason is None:
+            run.abort("the measurement is over")  # a later Start sends nothing
+        self.phase = "writing results"
+        outcome = Outcome(status="completed", started=self.started)
+        cause = self.cause or "stopped"
+        if cause == "failed":
+            outcome.status, outcome.reason = "failed", run.abort_reason
+        elif cause == "interrupted":
+            outcome.status, outcome.reason = "interrupted", INTERRUPTED_REASON
+        elif cause == "stopped":
+            duration = self.scenario.run.duration_s
+            measured = max(0.0, self.end_now)
+            outcome.reason = f"{STOPPED_REASON} after {measured:.1f} of {duration:g} measured seconds"
+        if cause != "completed":
+            outcome.measured_s = max(0.0, self.end_now)
+        self._close_records(outcome)
+        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
+        self._save_manifest()
+        self.measuring, self.finalized = False, True
+        self.phase = "building the report"
+        try:
+            # In a native thread, so the web UI keeps answering while the plots are drawn.
+            gevent.get_hub().threadpool.apply(report.build, (self.run_dir,))
+            self.report_built = True
+        except Exception as exc:
+            self.report_error = f"{type(exc).__name__}: {exc}"
+        self.phase = {"failed": f"failed: {outcome.reason}", "interrupted": "finished (interrupted)"}.get(
+            outcome.status, "finished"
+        )
+
+    def _close_records(self, outcome: Outcome, log_tail_on_failure: bool = True) -> None:
+        if self.gpu_sampler is not None:
+            self.gpu_sampler.stop()
+            for row in self.gpu_sampler.drain():
+                self._telemetry.add(row)
+        if self.server is not None:
+            self.server.stop()
+        outcome.requests = self._recorder.count
+        if self._records_open:
+            self._records_open = False
+            self._recorder.close()
+            self._telemetry.close()
+        outcome.ended = results.utc_now()
+        if log_tail_on_failure and outcome.status != "completed" and not outcome.server_log_tail:
+            outcome.server_log_tail = log_tail(self.dep_dir / results.SERVER_LOG) or None
+
+    def _save_manifest(self) -> None:
+        self.manifest["status"] = runs.overall_status(self.manifest)
+        self.manifest["ended"] = results.utc_now()
+        results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def wait(self) -> None:
+        """Serve until Ctrl-C / SIGTERM (KeyboardInterrupt), or until the web server dies."""
+        while self.env.web_ui.greenlet is not None and not self.env.web_ui.greenlet.dead:
+            gevent.sleep(0.5)
+
+    def shutdown(self) -> str:
+        """Stop whatever runs, finish the run folder; returns the run's status."""
+        try:
+            runner = self.env.runner if self.env is not None else None
+            if runner is not None and self.measuring and self._finalizer is None:
+                self.interrupting = True
+                runner.stop()  # test_stopping lets requests in flight finish; test_stop starts the finalizer
+                if self._finalizer is None:  # stop() found nothing running: finish here
+                    self._finalizer = gevent.spawn(self._finalize)
+            if self._finalizer is not None:
+                self._finalizer.join()
+            elif not self.finalized:
+                self._never_started()
+        finally:
+            if self.env is not None and self.env.web_ui is not None and self.env.web_ui.server is not None:
+                self.env.web_ui.stop()
+            if self.env is not None and self.env.runner is not None:
+                self.env.runner.quit()
+            self.close()
+        return self.manifest["status"]
+
+    def _never_started(self) -> None:
+        """Closed before any Start (or the server never came up): keep what there is, say why."""
+        outcome = Outcome(status="interrupted", started=self.started or results.utc_now())
+        outcome.reason = "closed before a test was started" if self.server is not None else self.phase
+        outcome.measured_s = 0.0
+        if self._recorder is not None:
+            self._close_records(outcome, log_tail_on_failure=False)
+        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
+        self._save_manifest()
+        self.finalized = True
+
+    def fail_startup(self, reason: str, log_tail_text: str | None = None) -> None:
+        """The server did not come up: record the deployment as failed and build what report there is."""
+        outcome = Outcome(status="failed", started=results.utc_now(), reason=reason, server_log_tail=log_tail_text)
+        outcome.measured_s = 0.0
+        if self._recorder is not None:
+            self._close_records(outcome)
+        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
+        self._save_manifest()
+        self.finalized = True
+        self.close()
+        try:
+            report.build(self.run_dir)
+        except Exception as exc:  # the failure itself is what the user needs to see
+            self.report_error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self._records_open:
+            self._records_open = False
+            self._recorder.close()
+            self._telemetry.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # -- the perseus page ------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        now = self.end_now if self.end_now is not None else (self.run.now() if self.measuring else 0.0)
+        note = None
+        if self.finalized:
+            note = "This process measured once; start `perseus ui` again for a new measurement."
+        return {
+            "scenario": self.scenario.name,
+            "deployment": self.deployment.name,
+            "phase": self.phase,
+            "elapsed_s": round(max(now, 0.0), 1),
+            "warmup_s": self.scenario.run.warmup_s,
+            "duration_s": self.scenario.run.duration_s,
+            "status": self.entry.get("status"),
+            "reason": self.entry.get("reason"),
+            "report": "./perseus/report" if self.report_built else None,
+            "report_error": self.report_error,
+            "run_dir": str(self.run_dir),
+            "note": note,
+            "tenants": self.live.rows(now, self.scenario.run.duration_s),
+        }
+
+    def _add_routes(self, web) -> None:
+        app = web.app
+        guard = web.auth_required_if_enabled
+        web.template_args["extended_tabs"] = [{"title": "perseus", "key": TAB_KEY}]
+        web.template_args["extended_tables"] = [
+            {"key": TAB_KEY, "structure": [{"key": k, "title": title} for k, title in TABLE]}
+        ]
+        web.template_args["extended_csv_files"] = [
+            {"href": "./perseus", "title": "perseus: live SLA page"},
+            {"href": "./perseus/report", "title": "perseus: report.html (written when the test stops)"},
+        ]
+
+        @app.route("/perseus")
+        @guard
+        def perseus_page() -> str:
+            return self._page.render(scenario=self.scenario.name, deployment=self.deployment.name, table=TABLE)
+
+        @app.route("/perseus/stats.json")
+        @guard
+        def perseus_stats() -> Response:
+            return jsonify(self.snapshot())
+
+        @app.route("/perseus/report")
+        @guard
+        def perseus_report() -> Response:
+            path = self.run_dir / results.REPORT_HTML
+            if not (self.report_built and path.is_file()):
+                return Response("The report is written when the test stops.\n", 404, mimetype="text/plain")
+            return send_file(path.resolve(), mimetype="text/html", max_age=0)
+
+        @app.after_request
+        def perseus_extras(response: Response) -> Response:
+            if request.path == "/stats/requests" and response.is_json:
+                # Locust's React UI fills the extended tab's table from this key of its stats poll.
+                data = response.get_json()
+                data["extended_stats"] = [{"key": TAB_KEY, "data": self.snapshot()["tenants"]}]
+                response.set_data(json.dumps(data))
+            elif request.path.startswith("/perseus"):
+                # Locust allows every origin (CORS *); perseus's own pages are for this origin only.
+                response.headers.pop("Access-Control-Allow-Origin", None)
+                response.headers["Cache-Control"] = "no-store"
+            return response
+
+        if self.credentials is not None:
+            self._add_login(web)
+
+    def _add_login(self, web) -> None:
+        """Locust's login page (``web_login``), checked against PERSEUS_UI_USER / PERSEUS_UI_PASSWORD."""
+        credentials = self.credentials
+        web.app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
+        web.app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+        web.auth_args = {"username_password_callback": "/perseus/login"}
+
+        @web.login_manager.user_loader
+        def load_user(user_id: str):
+            return _LoginUser(user_id) if hmac.compare_digest(user_id.encode(), credentials.user.encode()) else None
+
+        @web.app.route("/perseus/login", methods=["POST"])
+        def perseus_login():
+            user = request.form.get("username", "")
+            password = request.form.get("password", "")
+            if credentials.check(user, password):
+                login_user(_LoginUser(user))
+                return redirect("/")
+            session["auth_error"] = "Invalid username or password"
+            return redirect("/login")
