@@ -175,7 +175,15 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
     requests = pd.DataFrame(_records("x", "m", "solo-x", 10, np.full(50, 5.0), errors=50), columns=COLUMNS)
     scenario = {
         "name": "one",
-        "tenants": [{"name": "x", "model": "m", "sla_ms": 20, "sla_percentile": 99.9, "load": {}}],
+        "tenants": [
+            {
+                "name": "x",
+                "model": "m",
+                "sla_ms": 20,
+                "sla_percentile": 99.9,
+                "load": {"arrival": "closed", "concurrency": 2},
+            }
+        ],
     }
     deployments = {"solo-x": {"tenants": ["x"], "duration_s": 5, "status": "failed"}}
     s = summarize(requests, scenario, deployments, None)
