@@ -70,6 +70,9 @@ def run(
         float | None, typer.Option(help="Warm-up seconds before measuring (overrides run.warmup_s).")
     ] = None,
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Run only the shared deployment.")] = False,
+    repeat: Annotated[
+        int | None, typer.Option(help="Run every deployment N times, interleaved; adds bootstrap 95% intervals.")
+    ] = None,
 ) -> None:
     """Run the shared deployment and each tenant's solo baseline, then write the report.
 
@@ -83,7 +86,11 @@ def run(
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
         ready = runs.prepare(
-            scenario_file, duration_s=duration, warmup_s=warmup, baselines=False if no_baselines else None
+            scenario_file,
+            duration_s=duration,
+            warmup_s=warmup,
+            baselines=False if no_baselines else None,
+            repeat=repeat,
         )
         deployments = plan(ready.scenario)
         run_dir = runs.prepare_run_dir(out, ready.scenario.name)

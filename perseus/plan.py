@@ -14,15 +14,24 @@ SOLO_PREFIX = "solo-"
 class Deployment:
     name: str
     tenants: tuple[str, ...]
+    base: str | None = None  # for a repeated trial: the deployment it repeats
+    trial: int = 1
 
 
 def plan(scenario: Scenario) -> list[Deployment]:
-    """``shared`` first, then ``solo-<tenant>`` when baselines are on.
+    """``shared`` first, then ``solo-<tenant>`` when baselines are on; then any repeated trials.
 
     With a single tenant, the shared deployment *is* its solo baseline, so no copy is run.
+    Trials 2..N are named ``<deployment>-t<N>`` and interleaved (all deployments once, then again),
+    so slow drift on the machine spreads over every deployment instead of biasing one.
     """
     names = tuple(t.name for t in scenario.tenants)
-    deployments = [Deployment(SHARED, names)]
+    first = [Deployment(SHARED, names)]
     if scenario.run.baselines and len(names) > 1:
-        deployments += [Deployment(f"{SOLO_PREFIX}{n}", (n,)) for n in names]
-    return deployments
+        first += [Deployment(f"{SOLO_PREFIX}{n}", (n,)) for n in names]
+    trials = [
+        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k)
+        for k in range(2, scenario.run.repeat + 1)
+        for d in first
+    ]
+    return first + trials

@@ -82,7 +82,13 @@ def new_manifest(
         "ended": None,
         "status": "running",
         "deployments": {
-            d.name: {"tenants": list(d.tenants), "status": "not started", "duration_s": scenario.run.duration_s}
+            d.name: {
+                "tenants": list(d.tenants),
+                "status": "not started",
+                "duration_s": scenario.run.duration_s,
+                "base": d.base or d.name,
+                "trial": d.trial,
+            }
             for d in deployments
         },
     }
@@ -114,6 +120,7 @@ def prepare(
     duration_s: float | None = None,
     warmup_s: float | None = None,
     baselines: bool | None = None,
+    repeat: int | None = None,
 ) -> Prepared:
     """Load, override, and check the scenario, its models, its price and the GPU ask; build missing models.
 
@@ -125,7 +132,7 @@ def prepare(
     source = str(scenario_file)
     loaded, raw = scenario_mod.load(scenario_file)
     scenario = scenario_mod.with_overrides(
-        loaded, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, source=source
+        loaded, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, repeat=repeat, source=source
     )
     repo = scenario_mod.repository_path(scenario, scenario_file)
     repository.check_models(scenario, repo, source)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from perseus.errors import InputError
 
@@ -42,6 +43,8 @@ class RunSpec(_Strict):
     # LoadGen's server scenario asks 600 s; these defaults suit minutes-long CPU runs. Raise them for rigour.
     min_duration_s: float = Field(10.0, ge=0)
     min_requests: int = Field(100, ge=0)
+    # Run every deployment this many times (interleaved), for bootstrap confidence intervals.
+    repeat: int = Field(1, ge=1, le=100)
     # NVML sampling period; 10 Hz costs well under 1% of a core (benchmarks/nvml_overhead.py).
     gpu_sample_period_s: float = Field(0.1, gt=0)
 
@@ -146,6 +149,112 @@ class Tenant(_Strict):
     server: TenantServerSpec = TenantServerSpec()
 
 
+# -- [sweep]: a design space for `perseus sweep` --------------------------------------------------
+# Factor paths: "tenants.*.server.<field>" (every tenant), "tenants.<name>.server.<field>" (one tenant),
+# and "load.level" (every tenant's rate scaled by the level's factor).
+SWEEP_SERVER_FIELDS: dict[str, tuple[type, int | None]] = {  # field -> (type, minimum)
+    "instances": (int, 1),
+    "dynamic_batching": (bool, None),
+    "max_queue_delay_us": (int, 0),
+    "max_batch_size": (int, 0),
+}
+LOAD_LEVEL = "load.level"
+# Light, medium and high load as multiples of the scenario's rates; [sweep.levels] overrides or adds names.
+DEFAULT_LEVELS = {"light": 0.5, "medium": 1.0, "high": 2.0}
+
+
+def parse_factor(key: str) -> tuple[str | None, str] | None:
+    """'tenants.*.server.instances' -> ('*', 'instances'); 'tenants.a.server.instances' -> ('a', 'instances');
+    'load.level' -> (None, 'level'); None when the key is not a factor path."""
+    if key == LOAD_LEVEL:
+        return None, "level"
+    parts = key.split(".")
+    if len(parts) == 4 and parts[0] == "tenants" and parts[2] == "server" and parts[1]:
+        return parts[1], parts[3]
+    return None
+
+
+def _factor_problem(key: str, values: Any, levels: dict[str, float]) -> str | None:
+    parsed = parse_factor(key)
+    if parsed is None:
+        return (
+            f"unknown factor (use 'tenants.*.server.<field>', 'tenants.<name>.server.<field>' or '{LOAD_LEVEL}'; "
+            f"fields: {', '.join(SWEEP_SERVER_FIELDS)})"
+        )
+    tenant, name = parsed
+    if tenant is not None and name not in SWEEP_SERVER_FIELDS:
+        return f"unknown server field '{name}' (known: {', '.join(SWEEP_SERVER_FIELDS)})"
+    if not isinstance(values, list) or not values:
+        return f"must be a non-empty list of values (got {values!r})"
+    if len(set(map(repr, values))) != len(values):
+        return f"lists a value twice (got {values!r})"
+    for v in values:
+        if tenant is None:
+            if not isinstance(v, str) or v not in levels:
+                return f"{v!r} is not a load level (known: {', '.join(levels)}; add others in [sweep.levels])"
+            continue
+        kind, low = SWEEP_SERVER_FIELDS[name]
+        if type(v) is not kind:  # strict, as the rest of the schema: true is not 1, 1.0 is not 1
+            return f"values must be {'booleans' if kind is bool else 'integers'} (got {v!r})"
+        if low is not None and v < low:
+            return f"values must be >= {low} (got {v!r})"
+    return None
+
+
+def _invalid(loc: tuple, message: str) -> ValidationError:
+    """An error at ``loc`` (inside the model being validated), for keys pydantic cannot locate by itself."""
+    error = PydanticCustomError("value_error", "{error}", {"error": message})
+    return ValidationError.from_exception_data("SweepSpec", [InitErrorDetails(type=error, loc=loc, input=None)])
+
+
+class SweepSpec(_Strict):
+    """The design space of `perseus sweep`: factors, their levels, and how points are drawn from them."""
+
+    sampling: Literal["factorial", "random", "lhs"] = "factorial"
+    points: int | None = Field(None, ge=1)  # random and lhs only; factorial runs every combination
+    seed: int = 1
+    objective_percentile: float = Field(99.0, gt=0, lt=100)  # the latency percentile compared across points
+    factors: dict[str, Any]
+    levels: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _design(self) -> SweepSpec:
+        if not self.factors:
+            raise _invalid(("factors",), "needs at least one factor, e.g. \"tenants.*.server.instances\" = [1, 2]")
+        levels = self.effective_levels()
+        seen: dict[tuple[str, str], str] = {}  # (tenant or "*", field) -> the key that sets it
+        for key, values in self.factors.items():
+            problem = _factor_problem(key, values, levels)
+            if problem:
+                raise _invalid(("factors", f'"{key}"'), problem)
+            tenant, name = parse_factor(key)
+            if tenant is None:
+                continue
+            if tenant == "*":
+                clash = next((k for (_, f), k in seen.items() if f == name), None)
+            else:
+                clash = seen.get(("*", name))
+            if clash:
+                raise _invalid(("factors", f'"{key}"'), f'overlaps "{clash}" (both set server.{name})')
+            seen[(tenant, name)] = key
+        if self.sampling != "factorial":
+            if self.points is None:
+                raise _invalid(("points",), f"sampling '{self.sampling}' needs points (how many to run)")
+            total = self.combinations()
+            if self.points > total:
+                raise _invalid(("points",), f"is {self.points} but the factors have only {total} combinations")
+        return self
+
+    def effective_levels(self) -> dict[str, float]:
+        return {**DEFAULT_LEVELS, **self.levels}
+
+    def combinations(self) -> int:
+        total = 1
+        for values in self.factors.values():
+            total *= len(values)
+        return total
+
+
 class Scenario(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     description: str = ""
@@ -153,6 +262,7 @@ class Scenario(_Strict):
     run: RunSpec = RunSpec()
     pricing: PricingSpec = PricingSpec()
     tenants: list[Tenant] = Field(min_length=1)
+    sweep: SweepSpec | None = None  # `perseus sweep` only
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
@@ -262,11 +372,13 @@ def with_overrides(
     duration_s: float | None = None,
     warmup_s: float | None = None,
     baselines: bool | None = None,
+    repeat: int | None = None,
     source: str = "command line",
 ) -> Scenario:
     """The effective scenario after CLI flags, validated like the file itself."""
     run = scenario.run.model_dump()
-    for key, value in (("duration_s", duration_s), ("warmup_s", warmup_s), ("baselines", baselines)):
+    overrides = (("duration_s", duration_s), ("warmup_s", warmup_s), ("baselines", baselines), ("repeat", repeat))
+    for key, value in overrides:
         if value is not None:
             run[key] = value
     data = scenario.model_dump()

@@ -217,6 +217,7 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "chargeback": summary.chargeback.to_dict("records"),
         "energy": summary.energy.to_dict("records"),
         "gpu_note": summary.gpu_note,
+        "trials": summary.trials.to_dict("records"),
     }
 
 

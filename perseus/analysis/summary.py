@@ -13,6 +13,7 @@ import pandas as pd
 
 from perseus.analysis import cost
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
+from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
 
 # server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
@@ -42,6 +43,8 @@ ROW_COLUMNS = [
     "valid",
     "verdict",
     "cost_per_million_usd",
+    "p99_ci_low_ms",
+    "p99_ci_high_ms",
 ]
 
 
@@ -82,6 +85,8 @@ class Summary:
     chargeback: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.CHARGEBACK_COLUMNS))
     energy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.ENERGY_COLUMNS))
     gpu_note: str | None = cost.NO_GPU  # None when NVML telemetry exists
+    # Repeated trials (--repeat): bootstrap intervals per (deployment, tenant); empty with one trial.
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -115,6 +120,7 @@ def tenant_row(
     last_done = float(frame.loc[frame["ok"], "done_s"].max()) if completed else 0.0
     window = max(duration_s, last_done)
     pcts = percentiles(lat[ok])
+    p99_lo, p99_hi = quantile_interval(np.sort(lat[ok]), 0.99)
     sla_lat = sla_latency(lat, ok, spec.sla_percentile)
     sla_met = bool(len(frame) > 0 and sla_lat <= spec.sla_ms)
     validity = judge(
@@ -145,6 +151,8 @@ def tenant_row(
         "sla_met": sla_met,
         "valid": validity.valid,
         "verdict": validity.verdict,
+        "p99_ci_low_ms": p99_lo,
+        "p99_ci_high_ms": p99_hi,
     }
 
 
@@ -232,6 +240,7 @@ def summarize(
         chargeback=charge,
         energy=energy,
         gpu_note=None if gpu else cost.NO_GPU,
+        trials=trials_table(rows_df, deployments),
     )
 
 

@@ -40,6 +40,11 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
         raise InputError(source, "server.model_repository", f"no such directory: {repository}")
     available = sorted(p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
     for i, tenant in enumerate(scenario.tenants):
+        if tenant.model in (".", "..") or Path(tenant.model).name != tenant.model or "\0" in tenant.model:
+            # A path would reach outside the repository (and be copied into the rendered one).
+            raise InputError(
+                source, f"tenants[{i}].model", f"'{tenant.model}' must be a folder name in {repository}, not a path"
+            )
         model_dir = repository / tenant.model
         if not model_dir.is_dir():
             raise InputError(
