@@ -14,10 +14,6 @@ from perseus.pricing.catalog import Price, lookup
 
 ANALYSIS_COLUMNS = ["tenant", "model", "deployment", "scheduled_s", "done_s", "latency_ms", "ok", "warmup"]
 # Beside summary.csv and deployments.csv (results.py may adopt these names).
-SERVER_CSV = "server.csv"  # Triton's rates and energy per (deployment, tenant)
-CHARGEBACK_CSV = "chargeback.csv"  # each multi-tenant deployment's cost split among its tenants
-TRIALS_CSV = "trials.csv"  # bootstrap intervals across repeated trials (only with --repeat)
-ENERGY_CSV = "energy.csv"  # GPU energy per deployment (only with NVML telemetry)
 
 
 def read_analysis_frame(run_dir: Path) -> pd.DataFrame:
@@ -144,9 +140,9 @@ def build(run_dir: Path) -> Summary:
 def _write_tables(summary: Summary, run_dir: Path) -> None:
     summary.rows.to_csv(run_dir / results.SUMMARY_CSV, index=False, float_format="%.6g")
     summary.deployments.to_csv(run_dir / results.DEPLOYMENTS_CSV, index=False, float_format="%.6g")
-    summary.server.to_csv(run_dir / SERVER_CSV, index=False, float_format="%.6g")
-    summary.chargeback.to_csv(run_dir / CHARGEBACK_CSV, index=False, float_format="%.6g")
+    summary.server.to_csv(run_dir / results.SERVER_CSV, index=False, float_format="%.6g")
+    summary.chargeback.to_csv(run_dir / results.CHARGEBACK_CSV, index=False, float_format="%.6g")
     if not summary.trials.empty:
-        summary.trials.to_csv(run_dir / TRIALS_CSV, index=False, float_format="%.6g")
+        summary.trials.to_csv(run_dir / results.TRIALS_CSV, index=False, float_format="%.6g")
     if len(summary.energy):
-        summary.energy.to_csv(run_dir / ENERGY_CSV, index=False, float_format="%.6g")
+        summary.energy.to_csv(run_dir / results.ENERGY_CSV, index=False, float_format="%.6g")

@@ -1,6 +1,7 @@
 """The results folder: layout, manifest, readers and writers. The one place that knows file names.
 
-<run>/manifest.json, scenario.toml, summary.csv, report.html, report.md, plots/*.png
+<run>/manifest.json, scenario.toml, summary.csv, deployments.csv, server.csv, chargeback.csv,
+      trials.csv, energy.csv, report.html, report.md, plots/*.png
 <run>/<deployment>/requests.parquet, telemetry.parquet, server.log, configs/*.pbtxt
 """
 
@@ -18,7 +19,11 @@ import pyarrow.parquet as pq
 MANIFEST = "manifest.json"
 SCENARIO_COPY = "scenario.toml"
 SUMMARY_CSV = "summary.csv"
-DEPLOYMENTS_CSV = "deployments.csv"
+DEPLOYMENTS_CSV = "deployments.csv"  # one row per deployment: duration, completed, cost, SLAs met
+SERVER_CSV = "server.csv"  # Triton's rates and energy per (deployment, tenant)
+CHARGEBACK_CSV = "chargeback.csv"  # each multi-tenant deployment's cost split among its tenants
+TRIALS_CSV = "trials.csv"  # bootstrap intervals across repeated trials (only with --repeat)
+ENERGY_CSV = "energy.csv"  # GPU energy per deployment (only with NVML telemetry)
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 PLOTS = "plots"

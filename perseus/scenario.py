@@ -26,7 +26,14 @@ class ServerSpec(_Strict):
     launcher: Literal["local"] = "local"
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    url: str | None = None
+    url: str | None = None  # for the remote launcher, which is not built yet
+
+    @model_validator(mode="after")
+    def _url_needs_remote(self) -> ServerSpec:
+        if self.url is not None and self.launcher != "remote":
+            raise ValueError("url is only for launcher 'remote', which is not available yet")
+        return self
+
     # Loading several onnxruntime models in the Python backend takes seconds on 2 cores;
     # GPU hosts loading BERT-base take longer still.
     startup_timeout_s: float = Field(120.0, gt=0)
@@ -45,7 +52,8 @@ class RunSpec(_Strict):
     min_requests: int = Field(100, ge=0)
     # Run every deployment this many times (interleaved), for bootstrap confidence intervals.
     repeat: int = Field(1, ge=1, le=100)
-    # NVML sampling period; 10 Hz costs well under 1% of a core (benchmarks/nvml_overhead.py).
+    # NVML sampling period. At 10 Hz the sampler thread used 0.7-0.9% of a core with the GPU idle and
+    # 1.5% under a busy matmul loop on an H200 host (benchmarks/gpu_probe.py, docs/benchmarks.md).
     gpu_sample_period_s: float = Field(0.1, gt=0)
 
 
@@ -220,7 +228,7 @@ class SweepSpec(_Strict):
     @model_validator(mode="after")
     def _design(self) -> SweepSpec:
         if not self.factors:
-            raise _invalid(("factors",), "needs at least one factor, e.g. \"tenants.*.server.instances\" = [1, 2]")
+            raise _invalid(("factors",), 'needs at least one factor, e.g. "tenants.*.server.instances" = [1, 2]')
         levels = self.effective_levels()
         seen: dict[tuple[str, str], str] = {}  # (tenant or "*", field) -> the key that sets it
         for key, values in self.factors.items():
@@ -383,4 +391,12 @@ def with_overrides(
             run[key] = value
     data = scenario.model_dump()
     data["run"] = run
-    return parse(data, source)
+    try:
+        return parse(data, source)
+    except InputError as exc:
+        # A bad flag value is the command line's fault, not the file's: name the flag.
+        flags = {"run.duration_s": "--duration", "run.warmup_s": "--warmup", "run.repeat": "--repeat"}
+        values = {"run.duration_s": duration_s, "run.warmup_s": warmup_s, "run.repeat": repeat}
+        if exc.field in flags and values[exc.field] is not None:
+            raise InputError("command line", flags[exc.field], exc.reason) from None
+        raise

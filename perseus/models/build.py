@@ -73,7 +73,10 @@ def build_model(
     if recipe_changed:
         _write_text(recipe_path, recipe_to_toml(recipe))
     _write_text(model_dir / CONFIG_FILE, render_config(name, recipe, "python"))
-    _write_text(model_dir / ONNXRUNTIME_CONFIG_FILE, render_config(name, recipe, "onnxruntime"))
+    # The native ONNX Runtime config is for GPU hosts running the NGC image (--model-config-name=onnxruntime).
+    _write_text(
+        model_dir / ONNXRUNTIME_CONFIG_FILE, render_config(name, recipe, "onnxruntime", instance_kind="KIND_GPU")
+    )
     _write_text(model_dir / BACKEND_FILE, _BACKEND_SOURCE.read_text())
 
     onnx_path = model_dir / ONNX_FILE

@@ -74,6 +74,11 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
         group = out.instance_group.add()
         group.count = settings.instances
         group.kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU
+    elif gpu:
+        # The scenario asked for the GPU: the model's own CPU instance groups move there too.
+        for group in out.instance_group:
+            if group.kind == mc.ModelInstanceGroup.KIND_CPU:
+                group.kind = mc.ModelInstanceGroup.KIND_GPU
     if settings.dynamic_batching is False:
         out.ClearField("dynamic_batching")
     elif settings.dynamic_batching or settings.max_queue_delay_us is not None:

@@ -91,12 +91,12 @@ def test_out_not_empty(bad_run, tmp_path: Path):
 
 
 def test_negative_duration_flag(bad_run):
-    line = bad_run(GOOD, "--duration", "-1", field="run.duration_s")
+    line = bad_run(GOOD, "--duration", "-1", field="--duration", where="command line")
     assert "must be > 0" in line
 
 
 def test_negative_warmup_flag(bad_run):
-    bad_run(GOOD, "--warmup", "-3", field="run.warmup_s")
+    bad_run(GOOD, "--warmup", "-3", field="--warmup", where="command line")
 
 
 def test_missing_scenario(bad_run):

@@ -288,10 +288,14 @@ def test_overrides_are_validated():
     s = parse(copy.deepcopy(BASE), SRC)
     with pytest.raises(InputError) as info:
         with_overrides(s, duration_s=-1, source="cli.toml")
-    assert str(info.value) == "cli.toml: run.duration_s: must be > 0 (got -1)"
+    # A bad flag is named as the flag, on the command line, not as a field of the file.
+    assert str(info.value) == "command line: --duration: must be > 0 (got -1)"
     with pytest.raises(InputError) as info:
         with_overrides(s, warmup_s=-0.5, source="cli.toml")
-    assert info.value.field == "run.warmup_s"
+    assert info.value.field == "--warmup"
+    with pytest.raises(InputError) as info:
+        with_overrides(s, repeat=0, source="cli.toml")
+    assert info.value.field == "--repeat"
 
 
 def test_overrides_apply_and_keep_the_rest():
