@@ -41,6 +41,7 @@ class Outcome:
     server_log_tail: str | None = None
     requests: int = 0
     measured_s: float | None = None  # measured seconds, when the deployment stopped early
+    served: dict[str, str] | None = None  # tenant -> model name on the server
 
     def manifest_entry(self, deployment: Deployment, duration_s: float) -> dict:
         entry = {
@@ -52,6 +53,8 @@ class Outcome:
             "duration_s": duration_s if self.measured_s is None else min(duration_s, self.measured_s),
             "requests": self.requests,
         }
+        if self.served:
+            entry["served"] = self.served
         if self.reason:
             entry["reason"] = self.reason
         if self.server_log_tail:
@@ -105,23 +108,21 @@ def run_deployment(
     server = run = gpu_sampler = None
     with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp:
         try:
-            rendered = repository.render(scenario, list(deployment.tenants), source_repo, Path(tmp) / "repo", gpu)
-            _save_configs(rendered, dep_dir / results.CONFIGS)
-            server = LocalServer(
-                Path(tmp) / "repo",
-                dep_dir / results.SERVER_LOG,
-                startup_timeout_s=scenario.server.startup_timeout_s,
-            )
+            server, served = _server(scenario, deployment, source_repo, Path(tmp), dep_dir, gpu)
+            outcome.served = served
             display.message(f"[{display.position(index)}] {deployment.name}: starting tritonserver")
             server.start()
-            run = _load_run(scenario, deployment, server.url, recorder)
+            run = _load_run(scenario, deployment, server.url, recorder, served)
 
             def show(now: float) -> None:
                 phase = "warm-up" if now < 0 else ("measuring" if now < scenario.run.duration_s else "draining")
                 display.update(index, deployment.name, phase, now, scenario.run.duration_s, run.tenants)
 
-            samplers = [host.ProcessSampler(server.pid(), "server"), host.ProcessSampler(os.getpid(), "loadgen")]
-            gpu_sampler = GpuSampler(run.now, period_s=scenario.run.gpu_sample_period_s, pids=host.tree(server.pid()))
+            samplers = [host.ProcessSampler(os.getpid(), "loadgen")]
+            if server.pid() is not None:
+                samplers.append(host.ProcessSampler(server.pid(), "server"))
+            server_pids = host.tree(server.pid()) if server.pid() is not None else set
+            gpu_sampler = GpuSampler(run.now, period_s=scenario.run.gpu_sample_period_s, pids=server_pids)
             gpu_sampler.start()  # None, or the "no NVIDIA GPU" reason already in the manifest
             run.run(_Ticker(run, server, recorder, telemetry, samplers, gpu_sampler, show))
             if run.abort_reason:
@@ -158,12 +159,33 @@ def run_deployment(
     return outcome
 
 
-def _load_run(scenario: Scenario, deployment: Deployment, url: str, recorder: StreamWriter) -> LoadRun:
+def _server(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: Path, dep_dir: Path, gpu: bool):
+    """The deployment's server and, per tenant, the model name it is served under there.
+
+    Local: a repository rendered for this deployment, each tenant's model served under the tenant's
+    name. Remote: the server as it is, models under their own names.
+    """
+    if scenario.server.launcher == "remote":
+        from perseus.server.remote import RemoteServer
+
+        served = {name: scenario.tenant(name).model for name in deployment.tenants}
+        return RemoteServer(scenario.server.url, dep_dir / results.SERVER_LOG, scenario.server.metrics_url), served
+    rendered = repository.render(scenario, list(deployment.tenants), source_repo, tmp / "repo", gpu)
+    _save_configs(rendered, dep_dir / results.CONFIGS)
+    server = LocalServer(
+        tmp / "repo", dep_dir / results.SERVER_LOG, startup_timeout_s=scenario.server.startup_timeout_s
+    )
+    return server, {name: name for name in deployment.tenants}
+
+
+def _load_run(
+    scenario: Scenario, deployment: Deployment, url: str, recorder: StreamWriter, served: dict[str, str]
+) -> LoadRun:
     loads = []
     for name in deployment.tenants:
         tenant = scenario.tenant(name)
         rng = arrivals.tenant_rng(scenario.run.seed, name)
-        request = build_request(url, name, tenant.batch, rng)
+        request = build_request(url, served[name], tenant.batch, rng)
         load = TenantLoad(
             tenant=name,
             model=tenant.model,

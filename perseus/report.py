@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +72,27 @@ def missing_parts(run_dir: Path, deployments: dict[str, dict], recovered: dict[s
     return notes
 
 
+def tenant_labels(telemetry: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """Triton labels its metrics by served model name. Locally that is the tenant's name; on a remote
+    server it is the model's own name, mapped back here (when one tenant per model, so unambiguous)."""
+    for name, meta in manifest.get("deployments", {}).items():
+        served = meta.get("served") or {}
+        by_model = {m: t for t, m in served.items() if m != t and list(served.values()).count(m) == 1}
+        if not by_model or telemetry.empty:
+            continue
+        rows = telemetry["deployment"] == name
+        telemetry.loc[rows, "labels"] = telemetry.loc[rows, "labels"].map(lambda s, m=by_model: _relabel(s, m))
+    return telemetry
+
+
+def _relabel(labels: str, by_model: dict[str, str]) -> str:
+    parsed = json.loads(labels)
+    if parsed.get("model") in by_model:
+        parsed["model"] = by_model[parsed["model"]]
+        return json.dumps(parsed, sort_keys=True)
+    return labels
+
+
 def build(run_dir: Path) -> Summary:
     # matplotlib and jinja are imported here: `perseus run` imports this module before it checks its
     # input, and bad input should fail fast.
@@ -96,7 +118,7 @@ def build(run_dir: Path) -> Summary:
         if recorded
         else lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
     )
-    telemetry = results.read_telemetry(run_dir).to_pandas()
+    telemetry = tenant_labels(results.read_telemetry(run_dir).to_pandas(), manifest)
     described, notes = hardware_notes(manifest)
     deployments = {name: meta for name, meta in manifest["deployments"].items() if meta.get("status") != "not started"}
     failed = [

@@ -135,11 +135,17 @@ def prepare(
         loaded, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, repeat=repeat, source=source
     )
     repo = scenario_mod.repository_path(scenario, scenario_file)
-    repository.check_models(scenario, repo, source)
+    if scenario.server.launcher == "remote":
+        from perseus.server.remote import check_remote
+
+        check_remote(scenario.server.url, list(enumerate(t.model for t in scenario.tenants)), source)
+    else:
+        repository.check_models(scenario, repo, source)
     price = check_price(scenario, source)
     found, note = gpu.gpus()
     flag = use_gpu(scenario, found, source)
-    ensure_built(repo, [t.model for t in scenario.tenants])
+    if scenario.server.launcher == "local":
+        ensure_built(repo, [t.model for t in scenario.tenants])
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
 
 

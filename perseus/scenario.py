@@ -23,15 +23,20 @@ class _Strict(BaseModel):
 
 
 class ServerSpec(_Strict):
-    launcher: Literal["local"] = "local"
+    # local: the bundled tritonserver, one per deployment. remote: an existing server at `url`,
+    # checked but never started or stopped (docker: not built yet).
+    launcher: Literal["local", "remote"] = "local"
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    url: str | None = None  # for the remote launcher, which is not built yet
+    url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
+    metrics_url: str | None = None  # remote only, e.g. http://10.0.0.5:8002/metrics
 
     @model_validator(mode="after")
     def _url_needs_remote(self) -> ServerSpec:
-        if self.url is not None and self.launcher != "remote":
-            raise ValueError("url is only for launcher 'remote', which is not available yet")
+        if self.launcher == "remote" and self.url is None:
+            raise ValueError("launcher 'remote' needs url")
+        if self.launcher != "remote" and (self.url is not None or self.metrics_url is not None):
+            raise ValueError("url and metrics_url are only for launcher 'remote'")
         return self
 
     # Loading several onnxruntime models in the Python backend takes seconds on 2 cores;

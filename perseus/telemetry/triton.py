@@ -33,8 +33,10 @@ def scrape(metrics_url: str, timeout_s: float = 2.0) -> str:
 
 def sample_rows(metrics_url: str, t_s: float) -> list[tuple]:
     """One scrape as telemetry rows; an unreachable endpoint yields no rows (the gap is the signal)."""
+    if not metrics_url:
+        return []  # a remote server without a metrics URL
     try:
         text = scrape(metrics_url)
-    except OSError:
+    except (OSError, ValueError):
         return []
     return [(t_s, SOURCE, metric, labels, value) for metric, labels, value in parse(text)]
