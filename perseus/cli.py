@@ -15,6 +15,8 @@ import typer
 from perseus import results
 from perseus.errors import PerseusError
 from perseus.pricing.cli import app as prices_app
+from perseus.sweep.cli import sweep_command
+from perseus.ui import ui_command
 
 app = typer.Typer(
     help="Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars.",
@@ -268,6 +270,11 @@ def doctor() -> None:
 
     problems = render(checks())
     raise typer.Exit(1 if problems else 0)
+
+
+# Registered after the core commands so `perseus --help` lists run, report, ... first.
+app.command("sweep")(sweep_command)
+app.command("ui")(ui_command)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from perseus.errors import PerseusError, ServerError
 from perseus.load import arrivals
 from perseus.load.engine import LoadRun, TenantLoad
 from perseus.load.inputs import build_request
+from perseus.load.interrupts import InterruptGuard
 from perseus.load.recorder import StreamWriter
 from perseus.plan import Deployment
 from perseus.progress import RunDisplay
@@ -106,13 +107,15 @@ def run_deployment(
     recorder = StreamWriter(dep_dir / results.REQUESTS, results.REQUEST_SCHEMA)
     telemetry = StreamWriter(dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
     server = run = gpu_sampler = None
-    with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"perseus-{deployment.name}-") as tmp, InterruptGuard() as guard:
         try:
             server, served = _server(scenario, deployment, source_repo, Path(tmp), dep_dir, gpu)
             outcome.served = served
-            display.message(f"[{display.position(index)}] {deployment.name}: starting tritonserver")
+            what = "loading the model in-process" if deployment.strategy == "embedded" else "starting tritonserver"
+            display.message(f"[{display.position(index)}] {deployment.name}: {what}")
             server.start()
-            run = _load_run(scenario, deployment, server.url, recorder, served)
+            guard.check()
+            run = _load_run(scenario, deployment, server.url, recorder, served, source_repo)
 
             def show(now: float) -> None:
                 phase = "warm-up" if now < 0 else ("measuring" if now < scenario.run.duration_s else "draining")
@@ -124,7 +127,13 @@ def run_deployment(
             server_pids = host.tree(server.pid()) if server.pid() is not None else set
             gpu_sampler = GpuSampler(run.now, period_s=scenario.run.gpu_sample_period_s, pids=server_pids)
             gpu_sampler.start()  # None, or the "no NVIDIA GPU" reason already in the manifest
-            run.run(_Ticker(run, server, recorder, telemetry, samplers, gpu_sampler, show))
+            ticker = _Ticker(run, server, recorder, telemetry, samplers, gpu_sampler, show)
+
+            def tick() -> None:
+                guard.check()
+                ticker()
+
+            run.run(tick)
             if run.abort_reason:
                 outcome.status, outcome.reason = "failed", run.abort_reason
         except KeyboardInterrupt:
@@ -141,6 +150,8 @@ def run_deployment(
         finally:
             if outcome.status != "completed" and run is not None and run.t0:
                 outcome.measured_s = max(0.0, run.now())
+            for load in run.tenants if run is not None else ():
+                getattr(load.transport, "shutdown", lambda: None)()  # embedded models' thread pools
             if gpu_sampler is not None:
                 gpu_sampler.stop()
                 for row in gpu_sampler.drain():
@@ -153,9 +164,11 @@ def run_deployment(
             outcome.ended = results.utc_now()
             if outcome.status != "completed" and not outcome.server_log_tail:
                 outcome.server_log_tail = log_tail(dep_dir / results.SERVER_LOG) or None
+            if guard.seen and outcome.status == "completed":  # interrupted, and the interrupt was lost
+                outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
             if outcome.status != "completed":
                 # Say why on stderr too, not only in the manifest and the report.
-                display.message(f"[{index}/{display.total}] {deployment.name}: {outcome.status}: {outcome.reason}")
+                display.message(f"[{display.position(index)}] {deployment.name}: {outcome.status}: {outcome.reason}")
     return outcome
 
 
@@ -165,6 +178,8 @@ def _server(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: 
     Local: a repository rendered for this deployment, each tenant's model served under the tenant's
     name. Remote: the server as it is, models under their own names.
     """
+    if deployment.strategy == "embedded":
+        return NoServer(dep_dir / results.SERVER_LOG), {name: name for name in deployment.tenants}
     if scenario.server.launcher == "remote":
         from perseus.server.remote import RemoteServer
 
@@ -178,19 +193,55 @@ def _server(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: 
     return server, {name: name for name in deployment.tenants}
 
 
+class NoServer:
+    """Embedded deployments have no server: the model runs inside the load generator."""
+
+    url = metrics_url = ""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+
+    def start(self) -> None:
+        self.log_path.write_text("embedded deployment: no server; the model ran in the load generator\n")
+
+    def stop(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return True
+
+    def pid(self) -> int | None:
+        return None
+
+
 def _load_run(
-    scenario: Scenario, deployment: Deployment, url: str, recorder: StreamWriter, served: dict[str, str]
+    scenario: Scenario,
+    deployment: Deployment,
+    url: str,
+    recorder: StreamWriter,
+    served: dict[str, str],
+    source_repo: Path,
 ) -> LoadRun:
     loads = []
     for name in deployment.tenants:
         tenant = scenario.tenant(name)
         rng = arrivals.tenant_rng(scenario.run.seed, name)
-        request = build_request(url, served[name], tenant.batch, rng)
+        request = transport = None
+        if deployment.strategy == "embedded":
+            from perseus.load.embedded import EmbeddedModel, onnx_file
+
+            model = EmbeddedModel(
+                onnx_file(source_repo, tenant.model), tenant.batch, rng, instances=tenant.server.instances or 1
+            )
+            transport = model
+        else:
+            request = build_request(url, served[name], tenant.batch, rng)
         load = TenantLoad(
             tenant=name,
             model=tenant.model,
             deployment=deployment.name,
             request=request,
+            transport=transport,
             arrival=tenant.load.arrival,
             concurrency=tenant.load.concurrency or 1,
         )

@@ -8,6 +8,7 @@ from perseus.scenario import Scenario
 
 SHARED = "shared"
 SOLO_PREFIX = "solo-"
+EMBEDDED_PREFIX = "embedded-"
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Deployment:
     tenants: tuple[str, ...]
     base: str | None = None  # for a repeated trial: the deployment it repeats
     trial: int = 1
+    strategy: str = "external"  # external: through Triton; embedded: in the load generator's process
 
 
 def plan(scenario: Scenario) -> list[Deployment]:
@@ -29,8 +31,12 @@ def plan(scenario: Scenario) -> list[Deployment]:
     first = [Deployment(SHARED, names)]
     if scenario.run.baselines and len(names) > 1:
         first += [Deployment(f"{SOLO_PREFIX}{n}", (n,)) for n in names]
+    if "embedded" in scenario.run.strategies:
+        first += [Deployment(f"{EMBEDDED_PREFIX}{n}", (n,), strategy="embedded") for n in names]
+    if "external" not in scenario.run.strategies:
+        first = [d for d in first if d.strategy != "external"]
     trials = [
-        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k)
+        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k, strategy=d.strategy)
         for k in range(2, scenario.run.repeat + 1)
         for d in first
     ]

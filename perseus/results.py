@@ -22,6 +22,7 @@ SUMMARY_CSV = "summary.csv"
 DEPLOYMENTS_CSV = "deployments.csv"  # one row per deployment: duration, completed, cost, SLAs met
 SERVER_CSV = "server.csv"  # Triton's rates and energy per (deployment, tenant)
 CHARGEBACK_CSV = "chargeback.csv"  # each multi-tenant deployment's cost split among its tenants
+STRATEGIES_CSV = "strategies.csv"  # embedded vs external per tenant (only with strategies)
 TRIALS_CSV = "trials.csv"  # bootstrap intervals across repeated trials (only with --repeat)
 ENERGY_CSV = "energy.csv"  # GPU energy per deployment (only with NVML telemetry)
 REPORT_HTML = "report.html"

@@ -88,6 +88,7 @@ def new_manifest(
                 "duration_s": scenario.run.duration_s,
                 "base": d.base or d.name,
                 "trial": d.trial,
+                "strategy": d.strategy,
             }
             for d in deployments
         },
@@ -144,8 +145,13 @@ def prepare(
     price = check_price(scenario, source)
     found, note = gpu.gpus()
     flag = use_gpu(scenario, found, source)
-    if scenario.server.launcher == "local":
+    if scenario.server.launcher == "local" or "embedded" in scenario.run.strategies:
         ensure_built(repo, [t.model for t in scenario.tenants])
+    if "embedded" in scenario.run.strategies:
+        from perseus.load.embedded import onnx_file
+
+        for tenant in scenario.tenants:
+            onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
 
 

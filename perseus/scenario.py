@@ -5,6 +5,7 @@ Unknown keys are errors everywhere (``extra="forbid"``): a typo must never pass 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,6 +56,9 @@ class RunSpec(_Strict):
     # LoadGen's server scenario asks 600 s; these defaults suit minutes-long CPU runs. Raise them for rigour.
     min_duration_s: float = Field(10.0, ge=0)
     min_requests: int = Field(100, ge=0)
+    # external: through Triton. embedded: the same ONNX model run in-process by the load generator,
+    # as extra `embedded-<tenant>` deployments.
+    strategies: list[Literal["external", "embedded"]] = Field(default_factory=lambda: ["external"], min_length=1)
     # Run every deployment this many times (interleaved), for bootstrap confidence intervals.
     repeat: int = Field(1, ge=1, le=100)
     # NVML sampling period. At 10 Hz the sampler thread used 0.7-0.9% of a core with the GPU idle and
@@ -239,7 +243,7 @@ class SweepSpec(_Strict):
         for key, values in self.factors.items():
             problem = _factor_problem(key, values, levels)
             if problem:
-                raise _invalid(("factors", f'"{key}"'), problem)
+                raise _invalid(("factors", json.dumps(key, ensure_ascii=False)), problem)
             tenant, name = parse_factor(key)
             if tenant is None:
                 continue
@@ -248,7 +252,10 @@ class SweepSpec(_Strict):
             else:
                 clash = seen.get(("*", name))
             if clash:
-                raise _invalid(("factors", f'"{key}"'), f'overlaps "{clash}" (both set server.{name})')
+                raise _invalid(
+                    ("factors", json.dumps(key, ensure_ascii=False)),
+                    f"overlaps {json.dumps(clash, ensure_ascii=False)} (both set server.{name})",
+                )
             seen[(tenant, name)] = key
         if self.sampling != "factorial":
             if self.points is None:
@@ -295,7 +302,9 @@ def _field_path(loc: tuple) -> str:
         elif part in ("function-after", "function-before") or str(part).startswith("function-"):
             continue
         else:
-            out += f".{part}" if out else str(part)
+            # A quoted TOML key may hold anything; keep the error on one printable line.
+            text = str(part) if str(part).isprintable() else json.dumps(str(part))
+            out += f".{text}" if out else text
     return out
 
 

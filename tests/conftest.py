@@ -34,13 +34,18 @@ def cli_env(tmpdir: Path | None = None) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], cwd: Path = REPO_ROOT, *, tmpdir: Path | None = None, timeout: float = 120
+    args: list[str],
+    cwd: Path = REPO_ROOT,
+    *,
+    tmpdir: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """``perseus ARGS`` in a fresh interpreter (cli.py runs ``main()`` under ``__main__``)."""
+    """``perseus ARGS`` in a fresh interpreter (cli.py runs ``main()`` under ``__main__``); ``env`` adds variables."""
     return subprocess.run(
         [sys.executable, "-m", "perseus.cli", *map(str, args)],
         cwd=cwd,
-        env=cli_env(tmpdir),
+        env={**cli_env(tmpdir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -218,6 +218,7 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "energy": summary.energy.to_dict("records"),
         "gpu_note": summary.gpu_note,
         "trials": summary.trials.to_dict("records"),
+        "strategies": summary.strategies.to_dict("records"),
     }
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from perseus.analysis import cost
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
+from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
 
@@ -87,6 +88,8 @@ class Summary:
     gpu_note: str | None = cost.NO_GPU  # None when NVML telemetry exists
     # Repeated trials (--repeat): bootstrap intervals per (deployment, tenant); empty with one trial.
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Embedded vs external serving per tenant (empty unless strategies include "embedded").
+    strategies: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -241,6 +244,7 @@ def summarize(
         energy=energy,
         gpu_note=None if gpu else cost.NO_GPU,
         trials=trials_table(rows_df, deployments),
+        strategies=compare_strategies(rows_df, telemetry),
     )
 
 

@@ -14,27 +14,60 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 CONFIDENCE = 0.99
 
 
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction for the incomplete beta function, modified Lentz's method
+    (Press et al., *Numerical Recipes*, 3rd ed., sec. 6.4)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
 def binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed exactly in log space (no scipy needed)."""
+    """P(X <= k) for X ~ Binomial(n, p), as I_{1-p}(n-k, k+1): constant time for any n and k."""
     if k < 0:
         return 0.0
     if k >= n:
         return 1.0
-    i = np.arange(k + 1, dtype=float)
-    log_pmf = (
-        math.lgamma(n + 1)
-        - np.array([math.lgamma(x + 1) for x in i])
-        - np.array([math.lgamma(n - x + 1) for x in i])
-        + i * math.log(p)
-        + (n - i) * math.log1p(-p)
-    )
-    top = log_pmf.max()
-    return float(min(1.0, math.exp(top) * np.exp(log_pmf - top).sum()))
+    return min(1.0, max(0.0, _betai(n - k, k + 1, 1.0 - p)))
+
+
+# Beyond this many requests, "would need N more" is no advice anyone can follow.
+MAX_NEEDED = 10**10
 
 
 def early_stopping_passes(n: int, over: int, percentile: float, confidence: float = CONFIDENCE) -> bool:
@@ -64,6 +97,8 @@ def requests_needed(n: int, over: int, percentile: float, confidence: float = CO
     hi = max(n, 1)
     while not passes(hi):
         hi *= 2
+        if hi > MAX_NEEDED:
+            return None
     lo = hi // 2 if hi > max(n, 1) else max(n, 1) - 1
     while hi - lo > 1:  # passes(hi) holds; find the smallest such total (the test is monotone in practice)
         mid = (lo + hi) // 2

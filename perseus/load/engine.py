@@ -55,8 +55,8 @@ class TenantLoad:
     tenant: str
     model: str
     deployment: str
-    request: Request
-    arrival: str  # poisson | constant | closed
+    request: Request | None
+    arrival: str  # poisson | constant | step | spike | trace | closed
     schedule: np.ndarray | None = None  # open loop: seconds from measurement start
     concurrency: int = 1  # closed loop
     sent: int = 0
@@ -65,10 +65,42 @@ class TenantLoad:
     measured_done: int = 0
     last_error: str | None = None
     finished: gevent.event.Event = field(default_factory=lambda: gevent.event.Event())
+    # How requests travel: None is Triton over HTTP; otherwise a factory(connections) -> object with
+    # send() -> (ok, error, response bytes) and close(), e.g. the embedded in-process model.
+    transport: Callable | None = None
 
     @property
     def open_loop(self) -> bool:
         return self.arrival != "closed"
+
+
+class HttpTransport:
+    """Triton's HTTP/REST inference protocol with a prebuilt body, over pooled keep-alive connections."""
+
+    def __init__(self, url: str, request: Request, connections: int, timeout_s: float):
+        parts = urlsplit(url)
+        self.request = request
+        self.client = HTTPClient(
+            parts.hostname,
+            parts.port,
+            concurrency=connections,
+            connection_timeout=CONNECT_TIMEOUT_S,
+            network_timeout=timeout_s,
+        )
+
+    def send(self) -> tuple[bool, str | None, int]:
+        req = self.request
+        response = self.client.post(req.path, body=req.body, headers=req.headers)
+        try:
+            payload = response.read()
+        finally:
+            response.release()
+        if response.status_code == 200:
+            return True, None, len(payload)
+        return False, f"HTTP {response.status_code}: {_error_text(payload)}", len(payload)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class LoadRun:
@@ -107,38 +139,21 @@ class LoadRun:
             gevent.sleep(0)
 
     # -- one request ---------------------------------------------------------------------------
-    def _client(self, connections: int) -> HTTPClient:
-        parts = urlsplit(self.url)
-        return HTTPClient(
-            parts.hostname,
-            parts.port,
-            concurrency=connections,
-            connection_timeout=CONNECT_TIMEOUT_S,
-            network_timeout=self.request_timeout_s,
-        )
+    def _transport(self, load: TenantLoad, connections: int):
+        if load.transport is not None:
+            return load.transport(connections)
+        return HttpTransport(self.url, load.request, connections, self.request_timeout_s)
 
-    def _send(self, load: TenantLoad, client: HTTPClient, scheduled: float) -> None:
+    def _send(self, load: TenantLoad, transport, scheduled: float) -> None:
         """Send one request and record it. ``scheduled`` is seconds from measurement start."""
-        req = load.request
         load.sent += 1
         sent = self.now()
         ok, error, size = False, None, 0
         try:
             try:
-                response = client.post(req.path, body=req.body, headers=req.headers)
-                try:
-                    payload = response.read()
-                finally:
-                    response.release()
-                size = len(payload)
-                ok = response.status_code == 200
-                if not ok:
-                    error = f"HTTP {response.status_code}: {_error_text(payload)}"
+                ok, error, size = transport.send()
             except gevent.GreenletExit:
                 error = f"aborted: {self.abort_reason or 'request still in flight at the drain timeout'}"
-                raise
-            except KeyboardInterrupt:
-                error = "aborted: interrupted"
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
@@ -182,7 +197,7 @@ class LoadRun:
     # -- tenants -------------------------------------------------------------------------------
     def _dispatch(self, load: TenantLoad) -> None:
         """Open loop: issue each request at its scheduled time, never waiting for responses."""
-        client = self._client(OPEN_LOOP_CONNECTIONS)
+        client = self._transport(load, OPEN_LOOP_CONNECTIONS)
         inflight = Group()
         try:
             for scheduled in load.schedule:
@@ -197,14 +212,14 @@ class LoadRun:
             client.close()
             load.finished.set()
 
-    def _closed_user(self, load: TenantLoad, client: HTTPClient, stop_at: float) -> None:
+    def _closed_user(self, load: TenantLoad, client, stop_at: float) -> None:
         while not self.abort_reason and self.now() < stop_at:
             now = self.now()
             self._send(load, client, now)
 
     def _closed(self, load: TenantLoad) -> None:
         """Closed loop: ``concurrency`` users, each sending its next request when the last returns."""
-        client = self._client(load.concurrency)
+        client = self._transport(load, load.concurrency)
         users = Group()
         try:
             for _ in range(load.concurrency):

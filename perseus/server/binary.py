@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from perseus.errors import ServerError
+
+# Environment variables that hold credentials (cloud keys, tokens, passwords): not passed to tritonserver.
+SECRET_ENV = re.compile(
+    r"^(AWS|AZURE|GOOGLE|GCP|HF)_|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_KEY(_ID)?$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,9 @@ class TritonInstall:
 
         The Python backend stub imports model code with the first ``python3`` on PATH, so this
         interpreter's bin/ goes first (PYTHONPATH alone is not enough; see ENVIRONMENT.md).
+        Credentials are left out: the server and the model code it runs have no use for them.
         """
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not SECRET_ENV.search(k)}
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(self.libs), env.get("LD_LIBRARY_PATH")]))
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         return env

@@ -43,22 +43,26 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
         if tenant.model in (".", "..") or Path(tenant.model).name != tenant.model or "\0" in tenant.model:
             # A path would reach outside the repository (and be copied into the rendered one).
             raise InputError(
-                source, f"tenants[{i}].model", f"'{tenant.model}' must be a folder name in {repository}, not a path"
+                source, f"tenants[{i}].model", f"{tenant.model!r} must be a folder name in {repository}, not a path"
             )
         model_dir = repository / tenant.model
         if not model_dir.is_dir():
             raise InputError(
                 source,
                 f"tenants[{i}].model",
-                f"no model '{tenant.model}' in {repository} (has: {', '.join(available) or 'nothing'})",
+                f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})",
             )
         config = read_config(model_dir / CONFIG)
         if config.name and config.name != tenant.model:
-            raise InputError(model_dir / CONFIG, "name", f"is '{config.name}' but the folder is '{tenant.model}'")
+            raise InputError(model_dir / CONFIG, "name", f"is {config.name!r} but the folder is {tenant.model!r}")
         try:
             apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
         except InputError as exc:
             raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
+
+
+# The widths of the ModelConfig fields that [tenants.server] sets (int32, int32, uint64).
+_LIMITS = {"max_batch_size": 2**31 - 1, "instances": 2**31 - 1, "max_queue_delay_us": 2**64 - 1}
 
 
 def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu: bool) -> mc.ModelConfig:
@@ -67,6 +71,10 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
     out.CopyFrom(config)
     out.name = served_name
     settings = tenant.server
+    for key, limit in _LIMITS.items():
+        value = getattr(settings, key)
+        if value is not None and value > limit:  # protobuf would raise ValueError on assignment
+            raise InputError(f"tenant '{tenant.name}'", f"server.{key}", f"must be <= {limit} (got {value})")
     if settings.max_batch_size is not None:
         out.max_batch_size = settings.max_batch_size
     if settings.instances is not None:
@@ -89,7 +97,7 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
         raise InputError(
             f"tenant '{tenant.name}'",
             "server.dynamic_batching",
-            f"model '{tenant.model}' has max_batch_size 0, so it cannot batch",
+            f"model {tenant.model!r} has max_batch_size 0, so it cannot batch",
         )
     if settings.dynamic_batching is False and settings.max_queue_delay_us is not None:
         # The delay would be dropped with the batcher: a contradiction, not a setting to ignore.
@@ -104,13 +112,13 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
         raise InputError(
             f"tenant '{tenant.name}'",
             "batch",
-            f"is {tenant.batch} but model '{tenant.model}' takes at most {out.max_batch_size} (max_batch_size)",
+            f"is {tenant.batch} but model {tenant.model!r} takes at most {out.max_batch_size} (max_batch_size)",
         )
     if out.max_batch_size == 0 and tenant.batch > 1:
         raise InputError(
             f"tenant '{tenant.name}'",
             "batch",
-            f"is {tenant.batch} but model '{tenant.model}' has max_batch_size 0 (no batch dimension): use 1",
+            f"is {tenant.batch} but model {tenant.model!r} has max_batch_size 0 (no batch dimension): use 1",
         )
     return out
 

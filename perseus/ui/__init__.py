@@ -7,11 +7,14 @@ Locust monkey-patches the process for gevent, so ``perseus.ui.app`` is imported 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import ipaddress
 import os
 import shlex
 import signal
+import socket
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +26,19 @@ USER_ENV = "PERSEUS_UI_USER"
 PASSWORD_ENV = "PERSEUS_UI_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 DEFAULT_WEB_PORT = 8089
 EXIT_CODES = {"completed": 0, "interrupted": 130}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The login that Locust's web UI asks for when it listens beyond loopback."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def check(self, user: str, password: str) -> bool:
+        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
+        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
+        return ok_user and ok_password
 
 
 def is_loopback(host: str) -> bool:
@@ -38,8 +54,6 @@ def credentials_for(web_host: str, environ=os.environ):
     """None on loopback; otherwise the login from the environment, or an InputError (exit 2)."""
     if is_loopback(web_host):
         return None
-    from perseus.ui.app import Credentials
-
     user, password = environ.get(USER_ENV, ""), environ.get(PASSWORD_ENV, "")
     if not (user and password):
         where = web_host or "every interface"
@@ -49,6 +63,18 @@ def credentials_for(web_host: str, environ=os.environ):
             f"serving the UI on {where} (not loopback) needs a login: set {USER_ENV} and {PASSWORD_ENV}",
         )
     return Credentials(user, password)
+
+
+def port_problem(host_: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (checked before the slow server start), or None."""
+    family = socket.AF_INET6 if ":" in host_ else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gevent's WSGIServer does
+        try:
+            s.bind((host_, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _terminate_as_interrupt(signum, frame) -> None:
@@ -89,6 +115,9 @@ def ui_command(
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         credentials = credentials_for(web_host)
+        problem = port_problem(web_host, web_port)
+        if problem:
+            raise InputError("--web-port", None, f"cannot listen on {web_host}:{web_port}: {problem}")
         scenario, raw = scenarios.load(scenario_file)
         scenario = scenarios.with_overrides(scenario, duration_s=duration, warmup_s=warmup, source=str(scenario_file))
         chosen = _deployment(scenario, deployment)
@@ -135,9 +164,6 @@ def _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, creden
 
     from perseus.ui import app  # imports Locust (gevent monkey-patching): only now
 
-    problem = app.port_problem(web_host, web_port)
-    if problem:
-        raise InputError("--web-port", None, f"cannot listen on {web_host}:{web_port}: {problem}")
     run_dir = runs.prepare_run_dir(out, scenario.name)
     command = shlex.join(["perseus", *sys.argv[1:]])
     manifest = runs.new_manifest(scenario_file, raw, scenario, [chosen], price, gpus, gpu_note, command)
@@ -167,7 +193,10 @@ def _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, creden
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: the normal way to quit
         session.wait()
     status = session.shutdown()
-    typer.echo(f"perseus ui: {status}; report: {run_dir / 'report.html'}", err=True)
+    if session.report_error:
+        typer.echo(f"perseus ui: {status}; the report could not be built: {session.report_error}", err=True)
+    else:
+        typer.echo(f"perseus ui: {status}; report: {run_dir / 'report.html'}", err=True)
     return status, run_dir
 
 

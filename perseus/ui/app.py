@@ -24,11 +24,9 @@ import hmac
 import json
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
@@ -41,15 +39,15 @@ from locust.env import Environment
 from perseus import report, results
 from perseus import run as runs
 from perseus.errors import InputError
-from perseus.experiment import Outcome, _load_run, _save_configs, _Ticker
+from perseus.experiment import Outcome, _load_run, _server, _Ticker
 from perseus.load.engine import ABORT_GRACE_S, LoadRun
 from perseus.load.recorder import StreamWriter
 from perseus.plan import Deployment
 from perseus.scenario import Scenario
-from perseus.server import repository
-from perseus.server.local import LocalServer, log_tail
+from perseus.server.local import log_tail
 from perseus.telemetry import host
 from perseus.telemetry.nvml import GpuSampler
+from perseus.ui import Credentials
 from perseus.ui.live import LiveStats, TenantInfo, load_text
 
 LEAD_S = 0.5  # from Start to the first (warm-up) arrival: time to spawn the users
@@ -60,6 +58,7 @@ STOPPED_REASON = "stopped from the web UI"
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
 TEMPLATES = Path(__file__).with_name("templates")
 
+TEXT_KEYS = ["tenant", "load", "sla", "met"]
 TABLE = [  # the perseus tab in Locust's UI: keys of LiveStats.rows()
     ("tenant", "Tenant"),
     ("load", "Load"),
@@ -74,17 +73,6 @@ TABLE = [  # the perseus tab in Locust's UI: keys of LiveStats.rows()
     ("attainment", "SLA attainment %"),
     ("met", "SLA met"),
 ]
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str
-
-    def check(self, user: str, password: str) -> bool:
-        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
-        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
-        return ok_user and ok_password
 
 
 class _LoginUser(UserMixin):
@@ -118,18 +106,6 @@ class _OneUserPerTenant(LoadTestShape):
             return None
         n = len(self.run.tenants)
         return n, float(n)
-
-
-def port_problem(host_: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (checked before the slow server start), or None."""
-    family = socket.AF_INET6 if ":" in host_ else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gevent's WSGIServer does
-        try:
-            s.bind((host_, port))
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
 
 
 def url_of(host_: str, port: int) -> str:
@@ -177,7 +153,8 @@ class UiSession:
         self.started = ""
         self.end_now: float | None = None
         self.report_error: str | None = None
-        self.server: LocalServer | None = None
+        self.server = None  # LocalServer (or the scenario's remote server)
+        self.served: dict[str, str] | None = None
         self.run: LoadRun | None = None
         self.env: Environment | None = None
         self.gpu_sampler: GpuSampler | None = None
@@ -200,15 +177,14 @@ class UiSession:
         self._telemetry = StreamWriter(self.dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
         self._records_open = True
         self._tmp = tempfile.TemporaryDirectory(prefix=f"perseus-{self.deployment.name}-")
-        tmp = Path(self._tmp.name)
-        tenants = list(self.deployment.tenants)
-        rendered = repository.render(self.scenario, tenants, self.source_repo, tmp / "repo", self.gpu)
-        _save_configs(rendered, self.dep_dir / results.CONFIGS)
-        self.server = LocalServer(
-            tmp / "repo", self.dep_dir / results.SERVER_LOG, startup_timeout_s=self.scenario.server.startup_timeout_s
+        # The same server `perseus run` starts for this deployment (local: loopback tritonserver).
+        self.server, self.served = _server(
+            self.scenario, self.deployment, self.source_repo, Path(self._tmp.name), self.dep_dir, self.gpu
         )
         self.server.start()
-        self.run = _load_run(self.scenario, self.deployment, self.server.url, self._recorder)
+        self.run = _load_run(
+            self.scenario, self.deployment, self.server.url, self._recorder, self.served, self.source_repo
+        )
         self.env = Environment(user_classes=self._user_classes(), shape_class=_OneUserPerTenant(self.run))
         self.run.env = self.env  # every request also becomes a Locust request event (its charts)
         self.env.create_local_runner()
@@ -252,9 +228,11 @@ class UiSession:
         self.entry["status"] = "running"
         results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
         run, server = self.run, self.server
-        samplers = [host.ProcessSampler(server.pid(), "server"), host.ProcessSampler(os.getpid(), "loadgen")]
-        period = self.scenario.run.gpu_sample_period_s
-        self.gpu_sampler = GpuSampler(run.now, period_s=period, pids=host.tree(server.pid()))
+        samplers = [host.ProcessSampler(os.getpid(), "loadgen")]
+        if server.pid() is not None:
+            samplers.append(host.ProcessSampler(server.pid(), "server"))
+        pids = host.tree(server.pid()) if server.pid() is not None else set
+        self.gpu_sampler = GpuSampler(run.now, period_s=self.scenario.run.gpu_sample_period_s, pids=pids)
         self.gpu_sampler.start()
         ticker = _Ticker(run, server, self._recorder, self._telemetry, samplers, self.gpu_sampler, self._show)
         self._ticker = gevent.spawn(self._tick_loop, ticker)
@@ -301,7 +279,7 @@ class UiSession:
         if run.abort_reason is None:
             run.abort("the measurement is over")  # a later Start sends nothing
         self.phase = "writing results"
-        outcome = Outcome(status="completed", started=self.started)
+        outcome = Outcome(status="completed", started=self.started, served=self.served)
         cause = self.cause or "stopped"
         if cause == "failed":
             outcome.status, outcome.reason = "failed", run.abort_reason
@@ -318,12 +296,7 @@ class UiSession:
         self._save_manifest()
         self.measuring, self.finalized = False, True
         self.phase = "building the report"
-        try:
-            # In a native thread, so the web UI keeps answering while the plots are drawn.
-            gevent.get_hub().threadpool.apply(report.build, (self.run_dir,))
-            self.report_built = True
-        except Exception as exc:
-            self.report_error = f"{type(exc).__name__}: {exc}"
+        self._build_report()
         self.phase = {"failed": f"failed: {outcome.reason}", "interrupted": "finished (interrupted)"}.get(
             outcome.status, "finished"
         )
@@ -343,6 +316,15 @@ class UiSession:
         outcome.ended = results.utc_now()
         if log_tail_on_failure and outcome.status != "completed" and not outcome.server_log_tail:
             outcome.server_log_tail = log_tail(self.dep_dir / results.SERVER_LOG) or None
+
+    def _build_report(self) -> None:
+        """summary.csv, report.md/html and plots, from the run folder alone (as `perseus report`)."""
+        try:
+            # In a native thread, so the web UI keeps answering while the plots are drawn.
+            gevent.get_hub().threadpool.apply(report.build, (self.run_dir,))
+            self.report_built = True
+        except Exception as exc:  # the run folder is complete without it; say why on the page
+            self.report_error = f"{type(exc).__name__}: {exc}"
 
     def _save_manifest(self) -> None:
         self.manifest["status"] = runs.overall_status(self.manifest)
@@ -379,13 +361,15 @@ class UiSession:
     def _never_started(self) -> None:
         """Closed before any Start (or the server never came up): keep what there is, say why."""
         outcome = Outcome(status="interrupted", started=self.started or results.utc_now())
-        outcome.reason = "closed before a test was started" if self.server is not None else self.phase
+        ready = self.phase.startswith("ready")
+        outcome.reason = "closed before a test was started" if ready else f"interrupted while {self.phase}"
         outcome.measured_s = 0.0
         if self._recorder is not None:
             self._close_records(outcome, log_tail_on_failure=False)
         self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
         self._save_manifest()
         self.finalized = True
+        self._build_report()
 
     def fail_startup(self, reason: str, log_tail_text: str | None = None) -> None:
         """The server did not come up: record the deployment as failed and build what report there is."""
@@ -397,10 +381,7 @@ class UiSession:
         self._save_manifest()
         self.finalized = True
         self.close()
-        try:
-            report.build(self.run_dir)
-        except Exception as exc:  # the failure itself is what the user needs to see
-            self.report_error = f"{type(exc).__name__}: {exc}"
+        self._build_report()
 
     def close(self) -> None:
         if self.server is not None:
@@ -450,7 +431,9 @@ class UiSession:
         @app.route("/perseus")
         @guard
         def perseus_page() -> str:
-            return self._page.render(scenario=self.scenario.name, deployment=self.deployment.name, table=TABLE)
+            return self._page.render(
+                scenario=self.scenario.name, deployment=self.deployment.name, table=TABLE, text_keys=TEXT_KEYS
+            )
 
         @app.route("/perseus/stats.json")
         @guard
@@ -473,8 +456,9 @@ class UiSession:
                 data["extended_stats"] = [{"key": TAB_KEY, "data": self.snapshot()["tenants"]}]
                 response.set_data(json.dumps(data))
             elif request.path.startswith("/perseus"):
-                # Locust allows every origin (CORS *); perseus's own pages are for this origin only.
-                response.headers.pop("Access-Control-Allow-Origin", None)
+                # Locust's app allows every origin (flask-cors, "*"); perseus's pages allow only their
+                # own. flask-cors leaves a response alone that already names an origin.
+                response.headers["Access-Control-Allow-Origin"] = request.host_url.rstrip("/")
                 response.headers["Cache-Control"] = "no-store"
             return response
 

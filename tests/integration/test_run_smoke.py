@@ -44,6 +44,12 @@ DESIGN_COLUMNS = [
     "cost_per_million_usd",
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Fake credentials in the smoke run's environment: none may end up in the run folder.
+FAKE_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
+    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-XYZ",
+    "AWS_SESSION_TOKEN": "perseus-test-token-XYZ",
+}
 EPS_MS = 1e-6
 
 
@@ -61,7 +67,13 @@ def smoke(tmp_path_factory, cli, tritons, kill_tritons) -> Run:
     base = tmp_path_factory.mktemp("smoke")
     run_dir, marker = base / "run", base / "tmp"
     try:
-        proc = cli(["run", "scenarios/smoke.toml", "--out", run_dir], cwd=REPO_ROOT, tmpdir=marker, timeout=300)
+        proc = cli(
+            ["run", "scenarios/smoke.toml", "--out", run_dir],
+            cwd=REPO_ROOT,
+            tmpdir=marker,
+            timeout=300,
+            env=FAKE_SECRETS,
+        )
         left = [p.pid for p in tritons(marker)]
         summary = (run_dir / results.SUMMARY_CSV).read_text() if (run_dir / results.SUMMARY_CSV).exists() else ""
         yield Run(proc, run_dir, marker, summary, left)
@@ -201,6 +213,17 @@ def test_nothing_left_behind(smoke, tritons):
     assert list(smoke.run_dir.rglob("*.arrows")) == []
     assert list(smoke.run_dir.rglob("*.tmp")) == []
     assert list(smoke.marker.glob("perseus-*")) == []  # rendered repositories and backend folders removed
+
+
+def test_no_secret_in_the_run_folder(smoke):
+    """Every file (manifest, logs, Parquet bytes, reports, plots, configs) and the CLI's output."""
+    files = [p for p in smoke.run_dir.rglob("*") if p.is_file()]
+    assert {results.MANIFEST, results.REPORT_MD, results.SERVER_LOG, results.REQUESTS} <= {p.name for p in files}
+    for secret in FAKE_SECRETS.values():
+        needle = secret.encode()
+        for path in files:
+            assert needle not in path.read_bytes(), path
+        assert secret not in smoke.proc.stdout + smoke.proc.stderr
 
 
 def test_report_rebuilds_the_same_summary(smoke, cli):

@@ -296,7 +296,9 @@ def test_committed_repository_matches_the_registry():
         model_dir = REPO_MODELS / name
         assert read_recipe(model_dir / "recipe.toml") == recipe, name
         assert (model_dir / "config.pbtxt").read_text() == render_config(name, recipe, "python")
-        assert (model_dir / "configs/onnxruntime.pbtxt").read_text() == render_config(name, recipe, "onnxruntime")
+        assert (model_dir / "configs/onnxruntime.pbtxt").read_text() == render_config(
+            name, recipe, "onnxruntime", instance_kind="KIND_GPU"
+        )
         assert (model_dir / "1/model.py").read_text() == source, f"{name}: stale model.py"
 
 

@@ -66,3 +66,14 @@ def test_short_run_gets_a_recommendation():
 def test_large_counts_are_fast_and_finite():
     value = binom_cdf(50_000, 10_000_000, 0.01)
     assert math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def test_near_allowance_recommendation_is_fast_and_bounded():
+    # 0.999% over a 1% allowance needs hundreds of millions of requests: answered in constant time
+    # per test (incomplete beta), not by summing millions of binomial terms.
+    import time
+
+    start = time.perf_counter()
+    needed = requests_needed(100_000, 999, 99)
+    assert needed is not None and needed > 10**8
+    assert time.perf_counter() - start < 2.0

@@ -1,0 +1,73 @@
+"""Embedded vs external serving: does the RPC hop pay for itself? (pure, over the Summary's rows)
+
+For each tenant, its solo deployment through Triton ("external") beside its embedded deployment
+(the same ONNX model run in-process by the load generator, same schedule). Embedded runs share the
+load generator's CPU, so both sides show the CPU the load generator and the server used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from perseus.plan import EMBEDDED_PREFIX, SHARED, SOLO_PREFIX
+
+COLUMNS = [
+    "tenant",
+    "strategy",
+    "deployment",
+    "throughput_rps",
+    "p50_ms",
+    "p99_ms",
+    "sla_met",
+    "cost_per_million_usd",
+    "loadgen_cpu_percent",
+    "server_cpu_percent",
+]
+
+
+def mean_cpu(telemetry: pd.DataFrame | None, deployment: str, process: str) -> float:
+    """Mean CPU (% of one core) of a process role over a deployment's measured window (t >= 0)."""
+    if telemetry is None or telemetry.empty:
+        return math.nan
+    rows = telemetry[
+        (telemetry["deployment"] == deployment)
+        & (telemetry["source"] == "host")
+        & (telemetry["metric"] == "cpu_percent")
+        & (telemetry["t_s"] >= 0)
+    ]
+    rows = rows[rows["labels"].map(lambda s: json.loads(s).get("process") == process)]
+    return float(rows["value"].mean()) if len(rows) else math.nan
+
+
+def compare_strategies(rows: pd.DataFrame, telemetry: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per (tenant, strategy) for tenants that ran embedded; empty otherwise."""
+    deployments = set(rows["deployment"])
+    out = []
+    for tenant in rows["tenant"].unique():
+        embedded = f"{EMBEDDED_PREFIX}{tenant}"
+        if embedded not in deployments:
+            continue
+        external = f"{SOLO_PREFIX}{tenant}" if f"{SOLO_PREFIX}{tenant}" in deployments else SHARED
+        for strategy, name in (("external", external), ("embedded", embedded)):
+            match = rows[(rows["deployment"] == name) & (rows["tenant"] == tenant)]
+            if match.empty:
+                continue
+            r = match.iloc[0]
+            out.append(
+                {
+                    "tenant": tenant,
+                    "strategy": strategy,
+                    "deployment": name,
+                    "throughput_rps": r["throughput_rps"],
+                    "p50_ms": r["p50_ms"],
+                    "p99_ms": r["p99_ms"],
+                    "sla_met": bool(r["sla_met"]),
+                    "cost_per_million_usd": r["cost_per_million_usd"],
+                    "loadgen_cpu_percent": mean_cpu(telemetry, name, "loadgen"),
+                    "server_cpu_percent": mean_cpu(telemetry, name, "server") if strategy == "external" else 0.0,
+                }
+            )
+    return pd.DataFrame(out, columns=COLUMNS)

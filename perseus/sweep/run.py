@@ -1,0 +1,230 @@
+"""The sweep pipeline: design points checked up front, the sweep folder (new or resumed), then each point
+run as its own deployment and committed atomically.
+
+<sweep>/manifest.json           kind "sweep", the design (sweep.points) and the committed points
+<sweep>/<point>/                the point's deployment folder (requests.parquet, telemetry, server.log)
+<sweep>/points/<point>.json     the point's result, written by temp + rename once its deployment ended:
+                                a point is committed exactly when this file exists
+<sweep>/sweep.csv, pareto.csv, main_effects.csv, sweep.md, plots/
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from perseus import results
+from perseus import run as runs
+from perseus.analysis.stats import sla_latency
+from perseus.analysis.summary import summarize
+from perseus.errors import InputError
+from perseus.plan import Deployment
+from perseus.scenario import Scenario, parse_factor
+from perseus.sweep.design import Point, apply, design, scale_of
+
+KIND = "sweep"
+POINTS = "points"
+SWEEP_CSV = "sweep.csv"
+PARETO_CSV = "pareto.csv"
+MAIN_EFFECTS_CSV = "main_effects.csv"
+SWEEP_MD = "sweep.md"
+
+
+def describe(settings: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+
+def check(ready: runs.Prepared) -> list[Point]:
+    """The design's points, each checked against the models (batching, batch sizes) before anything runs."""
+    scenario, source = ready.scenario, str(ready.file)
+    spec = scenario.sweep
+    if spec is None:
+        raise InputError(source, "sweep", "no [sweep] table: declare the design space to sweep (docs/scenario.md)")
+    names = [t.name for t in scenario.tenants]
+    for key in spec.factors:
+        target, _ = parse_factor(key)
+        if target not in (None, "*") and target not in names:
+            raise InputError(
+                source,
+                f"sweep.factors.{json.dumps(key, ensure_ascii=False)}",
+                f"no tenant {target!r} (tenants: {', '.join(names)})",
+            )
+    from perseus.server import repository
+
+    points = design(spec)
+    levels = spec.effective_levels()
+    for point in points:
+        try:
+            repository.check_models(apply(scenario, point.settings, levels), ready.repository, source)
+        except InputError as exc:
+            where = f"{exc.field}: " if exc.field else ""
+            reason = f"point {point.name} ({describe(point.settings)}): {where}{exc.reason}"
+            raise InputError(source, "sweep", reason) from None
+    return points
+
+
+def _first_difference(a, b, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in dict.fromkeys([*a, *b]):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else (path or "(top)")
+
+
+def _resumable(run_dir: Path, effective: dict, points: list[Point]) -> dict:
+    """The manifest of a sweep folder that this very sweep may resume; anything else is refused (exit 2)."""
+    hint = "use a new or empty --out folder"
+    try:
+        manifest = results.read_manifest(run_dir)
+    except (OSError, ValueError):
+        raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}") from None
+    if manifest.get("kind") != KIND:
+        raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}")
+    differs = _first_difference((manifest.get("scenario") or {}).get("effective"), effective)
+    if differs:
+        raise InputError(
+            "--out",
+            None,
+            f"{run_dir} holds a sweep of another scenario or settings (differs at {differs}); "
+            f"resume with the same scenario file and flags, or {hint}",
+        )
+    if [p["name"] for p in manifest.get(KIND, {}).get("points", [])] != [p.name for p in points]:
+        raise InputError("--out", None, f"{run_dir} holds a sweep with other design points; {hint}")
+    return manifest
+
+
+def open_dir(out: Path | None, ready: runs.Prepared, points: list[Point], command: str) -> tuple[Path, dict]:
+    """A new sweep folder (``--out`` absent or empty), or an existing one of the same sweep, to resume."""
+    effective = ready.scenario.model_dump(mode="json")
+    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
+        run_dir = Path(out)
+        manifest = _resumable(run_dir, effective, points)
+        manifest[KIND].setdefault("resumed", []).append({"at": results.utc_now(), "command": command})
+        manifest.update(status="running", ended=None)
+        results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+        return run_dir, manifest
+    run_dir = runs.prepare_run_dir(out, f"{ready.scenario.name}-sweep")
+    manifest = runs.new_manifest(
+        ready.file, ready.raw, ready.scenario, [], ready.price, ready.gpus, ready.gpu_note, command
+    )
+    spec = ready.scenario.sweep
+    manifest["kind"] = KIND
+    manifest[KIND] = {
+        "sampling": spec.sampling,
+        "seed": spec.seed,
+        "levels": spec.effective_levels(),
+        "points": [{"name": p.name, "index": p.index, "settings": p.settings} for p in points],
+        "committed": {},
+    }
+    runs.save_inputs(run_dir, ready.file, manifest)
+    return run_dir, manifest
+
+
+def point_file(run_dir: Path, point: Point) -> Path:
+    return run_dir / POINTS / f"{point.name}.json"
+
+
+def committed(run_dir: Path, point: Point) -> bool:
+    return point_file(run_dir, point).is_file()
+
+
+def _native(value):
+    """numpy scalars -> Python values, so the JSON holds numbers and booleans, not their str()."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def measure(run_dir: Path, point: Point, scenario: Scenario, entry: dict, usd_per_hour: float | None) -> dict:
+    """The point's result record, from its own requests (pure apart from reading them)."""
+    spec = scenario.sweep
+    record = {
+        "point": point.name,
+        "index": point.index,
+        "settings": point.settings,
+        "scale": scale_of(point.settings, spec.effective_levels()),
+        "status": entry["status"],
+        "reason": entry.get("reason"),
+        "servers": {t.name: t.server.model_dump(mode="json") for t in scenario.tenants},
+        "objective_percentile": spec.objective_percentile,
+        "tenants": {},
+        "deployment": {},
+    }
+    path = run_dir / point.name / results.REQUESTS
+    if not path.exists():
+        return record
+    requests = pq.read_table(path).to_pandas()
+    tenants = [t.name for t in scenario.tenants]
+    meta = {point.name: {"tenants": tenants, "duration_s": entry["duration_s"], "status": entry["status"]}}
+    summary = summarize(requests, scenario.model_dump(mode="json"), meta, usd_per_hour)
+    measured = requests[~requests["warmup"]]
+    for row in summary.rows.to_dict("records"):
+        mine = measured[measured["tenant"] == row["tenant"]]
+        objective = sla_latency(
+            mine["latency_ms"].to_numpy(dtype=float), mine["ok"].to_numpy(dtype=bool), spec.objective_percentile
+        )
+        record["tenants"][row["tenant"]] = {k: _native(v) for k, v in row.items()} | {"objective_ms": objective}
+    record["deployment"] = {k: _native(v) for k, v in summary.deployments.iloc[0].to_dict().items()}
+    return record
+
+
+def execute(ready: runs.Prepared, points: list[Point], run_dir: Path, manifest: dict, limit: int | None) -> str:
+    """Run every point (of the first ``limit``) not yet committed, in design order; commit each as it ends.
+
+    Returns the sweep's status. A point interrupted half-way is not committed: its folder is removed
+    and it runs again on resume.
+    """
+    scenario = ready.scenario
+    levels = scenario.sweep.effective_levels()
+    names = tuple(t.name for t in scenario.tenants)
+    usd_per_hour = getattr(ready.price, "usd_per_hour", None)
+    book = manifest[KIND]["committed"]
+    for record in load_points(run_dir, points):  # a commit whose manifest update was lost still counts
+        book.setdefault(record["point"], {"file": f"{POINTS}/{record['point']}.json", "status": record["status"]})
+    chosen = points[:limit] if limit else points
+    pending = [p for p in chosen if not committed(run_dir, p)]
+    interrupted = False
+    try:
+        with runs.Runner(run_dir, manifest, ready.use_gpu, len(pending)) as runner:
+            for point in pending:
+                at_point = apply(scenario, point.settings, levels)
+                partial = run_dir / point.name
+                if partial.exists():  # left by an interrupted attempt; never a committed point's folder
+                    shutil.rmtree(partial)
+                status = runner.run(at_point, Deployment(point.name, names), ready.repository)
+                if status == "interrupted":
+                    interrupted = True
+                    break
+                entry = manifest["deployments"][point.name]
+                record = measure(run_dir, point, at_point, entry, usd_per_hour)
+                (run_dir / POINTS).mkdir(exist_ok=True)
+                results.write_json_atomic(point_file(run_dir, point), record)
+                book[point.name] = {"file": f"{POINTS}/{point.name}.json", "status": status, "at": results.utc_now()}
+                runner.save()
+    except KeyboardInterrupt:
+        interrupted = True
+    failed = any(book[p.name]["status"] != "completed" for p in chosen if p.name in book)
+    manifest["status"] = "interrupted" if interrupted else ("failed" if failed else "completed")
+    manifest[KIND]["pending"] = [p.name for p in points if not committed(run_dir, p)]
+    results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+    return manifest["status"]
+
+
+def load_points(run_dir: Path, points: list[Point]) -> list[dict]:
+    """The committed results of ``points``, in design order."""
+    out = []
+    for point in points:
+        path = point_file(run_dir, point)
+        if path.is_file():
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out
