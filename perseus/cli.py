@@ -41,6 +41,16 @@ def _exit_for(status: str) -> typer.Exit:
     return typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
 
 
+def _report(report, run_dir: Path) -> bool:
+    """Write the report; a bug in the analysis must not cost the measurements, which are on disk."""
+    try:
+        report.build(run_dir)
+        return True
+    except Exception as exc:  # noqa: BLE001 - one line, then exit 1; `perseus report` can retry later
+        typer.echo(f"perseus: the measurements are saved in {run_dir}, but the report failed: {exc!r}", err=True)
+        return False
+
+
 def _terminate_as_interrupt(signum, frame) -> None:
     """SIGTERM (kill, CI timeouts, container stops) gets the same orderly stop as Ctrl-C."""
     raise KeyboardInterrupt
@@ -101,7 +111,8 @@ def run(
         )
         runs.save_inputs(run_dir, scenario_file, manifest)
         status = runs.execute(ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu)
-        report.build(run_dir)
+        if not _report(report, run_dir):
+            status = "failed" if status == "completed" else status
         typer.echo(str(run_dir))
     raise _exit_for(status)
 

@@ -73,13 +73,13 @@ class PricingSpec(_Strict):
     market: Literal["on-demand", "spot"] = "on-demand"
 
 
-OPEN_LOOP = ("poisson", "constant", "step", "spike", "trace")
+OPEN_LOOP = ("poisson", "constant", "step", "spike", "trace", "ramp")
 
 
 class LoadSpec(_Strict):
     """How a tenant's requests arrive. Open-loop kinds are seeded schedules drawn before the run."""
 
-    arrival: Literal["poisson", "constant", "step", "spike", "trace", "closed"] = "poisson"
+    arrival: Literal["poisson", "constant", "step", "spike", "trace", "ramp", "closed"] = "poisson"
     rate: float | None = Field(None, gt=0)  # req/s: poisson, constant, spike base, trace mean
     concurrency: int | None = Field(None, ge=1)  # closed loop only
     # step: [[rate, seconds], ...] levels (e.g. light, medium, high) held in turn, repeating.
@@ -88,6 +88,9 @@ class LoadSpec(_Strict):
     spike_rate: float | None = Field(None, gt=0)
     spike_at_s: float | None = Field(None, ge=0)
     spike_s: float | None = Field(None, gt=0)
+    # ramp: a stress test: start at `rate`, add `ramp_step` req/s every `ramp_hold_s` seconds.
+    ramp_step: float | None = Field(None, gt=0)
+    ramp_hold_s: float | None = Field(None, gt=0)
     # trace: a CSV relative to the scenario file, replayed (looping) at mean rate `rate`.
     trace: str | None = None
     trace_format: Literal["timestamps", "azure"] = "timestamps"
@@ -104,7 +107,7 @@ class LoadSpec(_Strict):
                 raise ValueError("arrival 'closed' needs concurrency")
         elif self.concurrency is not None:
             raise ValueError(f"arrival '{kind}' takes rate, not concurrency")
-        if kind in ("poisson", "constant", "spike", "trace") and self.rate is None:
+        if kind in ("poisson", "constant", "spike", "trace", "ramp") and self.rate is None:
             raise ValueError(f"arrival '{kind}' needs rate")
         if kind == "step":
             if self.rate is not None:
@@ -118,6 +121,11 @@ class LoadSpec(_Strict):
             raise ValueError("arrival 'spike' needs spike_rate, spike_at_s and spike_s")
         if kind != "spike" and any(v is not None for v in spike_keys):
             raise ValueError(f"spike_rate/spike_at_s/spike_s are only for arrival 'spike', not '{kind}'")
+        ramp_keys = (self.ramp_step, self.ramp_hold_s)
+        if kind == "ramp" and None in ramp_keys:
+            raise ValueError("arrival 'ramp' needs ramp_step and ramp_hold_s")
+        if kind != "ramp" and any(v is not None for v in ramp_keys):
+            raise ValueError(f"ramp_step/ramp_hold_s are only for arrival 'ramp', not '{kind}'")
         if (kind == "trace") != (self.trace is not None):
             raise ValueError(
                 "arrival 'trace' needs trace = 'file.csv'" if kind == "trace" else "trace is only for arrival 'trace'"
@@ -137,6 +145,8 @@ class LoadSpec(_Strict):
             update["steps"] = [[r * k, d] for r, d in self.steps]
         if self.spike_rate is not None:
             update["spike_rate"] = self.spike_rate * k
+        if self.ramp_step is not None:
+            update["ramp_step"] = self.ramp_step * k
         return self.model_copy(update=update)
 
     def mean_rate(self) -> float | None:
@@ -144,7 +154,15 @@ class LoadSpec(_Strict):
         if self.arrival == "step":
             total = sum(d for _, d in self.steps)
             return sum(r * d for r, d in self.steps) / total
-        return self.rate
+        return self.rate  # for a ramp: its starting rate
+
+    def ramp_levels(self, duration_s: float) -> list[tuple[float, float, float]]:
+        """A ramp's (start, end, rate) levels over the measured window."""
+        levels, t, rate = [], 0.0, self.rate
+        while t < duration_s:
+            levels.append((t, min(t + self.ramp_hold_s, duration_s), rate))
+            t, rate = t + self.ramp_hold_s, rate + self.ramp_step
+        return levels
 
 
 class TenantServerSpec(_Strict):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perseus.analysis import cost
+from perseus.analysis.ramp import ramps
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
 from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
@@ -90,6 +91,8 @@ class Summary:
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Embedded vs external serving per tenant (empty unless strategies include "embedded").
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Stress ramps: per (deployment, tenant) the rate that held and the rate that broke the SLA.
+    ramps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -245,6 +248,7 @@ def summarize(
         gpu_note=None if gpu else cost.NO_GPU,
         trials=trials_table(rows_df, deployments),
         strategies=compare_strategies(rows_df, telemetry),
+        ramps=ramps(measured, effective_scenario, deployments),
     )
 
 

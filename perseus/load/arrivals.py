@@ -110,6 +110,9 @@ def schedule(load: LoadSpec, warmup_s: float, duration_s: float, rng: np.random.
         return np.concatenate([warm, gen(load.rate, 0.0, duration_s, rng)])
     if kind == "step":
         return piecewise_poisson(step_segments(load.steps, -warmup_s, duration_s), rng)
+    if kind == "ramp":
+        warm = [(-warmup_s, 0.0, load.rate)] if warmup_s > 0 else []
+        return piecewise_poisson(warm + load.ramp_levels(duration_s), rng)
     if kind == "spike":
         return piecewise_poisson(spike_segments(load, -warmup_s, duration_s), rng)
     if kind == "trace":
