@@ -46,7 +46,7 @@ def _report(report, run_dir: Path) -> bool:
     try:
         report.build(run_dir)
         return True
-    except Exception as exc:  # noqa: BLE001 - one line, then exit 1; `perseus report` can retry later
+    except Exception as exc:
         typer.echo(f"perseus: the measurements are saved in {run_dir}, but the report failed: {exc!r}", err=True)
         return False
 
