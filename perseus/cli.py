@@ -95,7 +95,6 @@ def run(
     from perseus import run as runs
     from perseus.plan import plan
 
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
         ready = runs.prepare(
             scenario_file,
@@ -144,7 +143,6 @@ def calibrate(
     from perseus.calibration import run as calib
     from perseus.errors import InputError
 
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
         settings = calib.QUICK if quick else calib.Settings(service_ms, tuple(rho or (0.5, 0.8)), duration, warmup)
         if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
@@ -208,7 +206,6 @@ def capacity(
 
     if quick:
         duration, warmup, precision, max_probes = duration or 3.0, warmup or 1.0, 0.25, min(max_probes, 4)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with _errors():
         ready = runs.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=True)
         cap.check(ready.scenario, str(scenario_file))
@@ -289,6 +286,8 @@ app.command("ui")(ui_command)
 
 
 def main() -> None:
+    # Installed first thing, so a SIGTERM at any moment (even during imports) stops in order, exit 130.
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     app()
 
 

@@ -6,6 +6,7 @@ measured so far are written.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import traceback
@@ -187,6 +188,8 @@ def _server(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: 
         return RemoteServer(scenario.server.url, dep_dir / results.SERVER_LOG, scenario.server.metrics_url), served
     rendered = repository.render(scenario, list(deployment.tenants), source_repo, tmp / "repo", gpu)
     _save_configs(rendered, dep_dir / results.CONFIGS)
+    pipelines = {n: repository.steps(source_repo, scenario.tenant(n).model) for n in deployment.tenants}
+    (dep_dir / results.CONFIGS / results.STEPS_JSON).write_text(json.dumps({k: v for k, v in pipelines.items() if v}))
     server = LocalServer(
         tmp / "repo", dep_dir / results.SERVER_LOG, startup_timeout_s=scenario.server.startup_timeout_s
     )

@@ -75,6 +75,16 @@ def missing_parts(run_dir: Path, deployments: dict[str, dict], recovered: dict[s
     return notes
 
 
+def read_pipelines(run_dir: Path, deployments: dict) -> dict[str, dict[str, list[str]]]:
+    """Each deployment's ensemble tenants and their step models, as rendered for that deployment."""
+    out = {}
+    for name in deployments:
+        path = run_dir / name / results.CONFIGS / results.STEPS_JSON
+        if path.is_file():
+            out[name] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
 def tenant_labels(telemetry: pd.DataFrame, manifest: dict) -> pd.DataFrame:
     """Triton labels its metrics by served model name. Locally that is the tenant's name; on a remote
     server it is the model's own name, mapped back here (when one tenant per model, so unambiguous)."""
@@ -136,6 +146,7 @@ def build(run_dir: Path) -> Summary:
         price.usd_per_hour if price else None,
         notes=tuple(failed + missing_parts(run_dir, deployments, recovered) + notes),
         telemetry=telemetry,
+        pipelines=read_pipelines(run_dir, deployments),
     )
     _write_tables(summary, run_dir)
     plots = make_plots(requests, summary, run_dir / results.PLOTS, telemetry)
@@ -169,6 +180,8 @@ def _write_tables(summary: Summary, run_dir: Path) -> None:
     summary.chargeback.to_csv(run_dir / results.CHARGEBACK_CSV, index=False, float_format="%.6g")
     if not summary.strategies.empty:
         summary.strategies.to_csv(run_dir / results.STRATEGIES_CSV, index=False, float_format="%.6g")
+    if not summary.pipeline.empty:
+        summary.pipeline.to_csv(run_dir / results.PIPELINE_CSV, index=False, float_format="%.6g")
     if not summary.trials.empty:
         summary.trials.to_csv(run_dir / results.TRIALS_CSV, index=False, float_format="%.6g")
     if len(summary.energy):

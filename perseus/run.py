@@ -35,6 +35,8 @@ def check_price(scenario: Scenario, source: str):
     price = lookup(p.provider, p.instance, p.region, p.market)
     if price is None:
         options = ", ".join(known(p.provider, p.region, p.market)) or "none"
+        if options == "none":
+            raise InputError(source, "pricing.region", f"no {p.provider} {p.market} prices for region '{p.region}'")
         raise InputError(
             source,
             "pricing.instance",
@@ -146,7 +148,8 @@ def prepare(
     found, note = gpu.gpus()
     flag = use_gpu(scenario, found, source)
     if scenario.server.launcher == "local" or "embedded" in scenario.run.strategies:
-        ensure_built(repo, [t.model for t in scenario.tenants])
+        models = [t.model for t in scenario.tenants]
+        ensure_built(repo, models + [m for name in models for m in repository.steps(repo, name)])
     if "embedded" in scenario.run.strategies:
         from perseus.load.embedded import onnx_file
 

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from perseus.errors import InputError
@@ -31,6 +31,13 @@ class ServerSpec(_Strict):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
     metrics_url: str | None = None  # remote only, e.g. http://10.0.0.5:8002/metrics
+
+    @field_validator("model_repository")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
     @model_validator(mode="after")
     def _url_needs_remote(self) -> ServerSpec:

@@ -220,6 +220,7 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "trials": summary.trials.to_dict("records"),
         "strategies": summary.strategies.to_dict("records"),
         "ramps": summary.ramps.to_dict("records"),
+        "pipeline": summary.pipeline.to_dict("records"),
     }
 
 

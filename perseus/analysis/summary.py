@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perseus.analysis import cost
+from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
 from perseus.analysis.strategies import compare_strategies
@@ -93,6 +94,8 @@ class Summary:
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Stress ramps: per (deployment, tenant) the rate that held and the rate that broke the SLA.
     ramps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Ensemble tenants: each step's server-side time (empty without pipelines).
+    pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -169,6 +172,7 @@ def summarize(
     usd_per_hour: float | None,
     notes: tuple[str, ...] = (),
     telemetry: pd.DataFrame | None = None,
+    pipelines: dict[str, dict[str, list[str]]] | None = None,
 ) -> Summary:
     """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
@@ -249,6 +253,7 @@ def summarize(
         trials=trials_table(rows_df, deployments),
         strategies=compare_strategies(rows_df, telemetry),
         ramps=ramps(measured, effective_scenario, deployments),
+        pipeline=pipeline_steps(telemetry, pipelines or {}),
     )
 
 

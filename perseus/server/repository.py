@@ -59,6 +59,29 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
             apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
         except InputError as exc:
             raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
+        for step in steps(repository, tenant.model):
+            if not (repository / step / CONFIG).is_file():
+                raise InputError(
+                    source,
+                    f"tenants[{i}].model",
+                    f"ensemble {tenant.model!r} needs model {step!r}, not in {repository}",
+                )
+
+
+def steps(repository: Path, model: str, _seen: frozenset = frozenset()) -> list[str]:
+    """The models an ensemble runs, nested ensembles included, in step order (none for a plain model)."""
+    path = repository / model / CONFIG
+    if model in _seen or not path.is_file():
+        return []
+    config = read_config(path)
+    if config.platform != "ensemble":
+        return []
+    out: list[str] = []
+    for step in config.ensemble_scheduling.step:
+        for name in (step.model_name, *steps(repository, step.model_name, _seen | {model})):
+            if name not in out:
+                out.append(name)
+    return out
 
 
 # The widths of the ModelConfig fields that [tenants.server] sets (int32, int32, uint64).
@@ -75,6 +98,15 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
         value = getattr(settings, key)
         if value is not None and value > limit:  # protobuf would raise ValueError on assignment
             raise InputError(f"tenant '{tenant.name}'", f"server.{key}", f"must be <= {limit} (got {value})")
+    if config.platform == "ensemble":
+        for key in ("instances", "dynamic_batching", "max_queue_delay_us"):
+            if getattr(settings, key) is not None:
+                raise InputError(
+                    f"tenant '{tenant.name}'",
+                    f"server.{key}",
+                    f"model {config.name!r} is an ensemble: set instances and batching on the models it runs",
+                )
+        return out
     if settings.max_batch_size is not None:
         out.max_batch_size = settings.max_batch_size
     if settings.instances is not None:
@@ -139,7 +171,11 @@ def _mirror(src: Path, dst: Path) -> None:
 
 
 def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool) -> dict[str, mc.ModelConfig]:
-    """Write dest/<tenant>/ for each tenant; returns the rendered configs by served name."""
+    """Write dest/<tenant>/ for each tenant; returns the rendered configs by served name.
+
+    An ensemble tenant is served under its tenant's name; the models its steps run are copied under
+    their own names (the ensemble refers to them by name), with their own configs.
+    """
     rendered = {}
     for name in tenants:
         tenant = scenario.tenant(name)
@@ -148,4 +184,19 @@ def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu
         _mirror(src, dest / name)
         (dest / name / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
         rendered[name] = config
+        for step in steps(source, tenant.model):
+            if (dest / step).exists():
+                continue
+            step_config = _on_device(read_config(source / step / CONFIG), gpu)
+            _mirror(source / step, dest / step)
+            (dest / step / CONFIG).write_text(text_format.MessageToString(step_config), encoding="utf-8")
+            rendered[step] = step_config
     return rendered
+
+
+def _on_device(config: mc.ModelConfig, gpu: bool) -> mc.ModelConfig:
+    if gpu:
+        for group in config.instance_group:
+            if group.kind == mc.ModelInstanceGroup.KIND_CPU:
+                group.kind = mc.ModelInstanceGroup.KIND_GPU
+    return config

@@ -77,10 +77,6 @@ def port_problem(host_: str, port: int) -> str | None:
     return None
 
 
-def _terminate_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def ui_command(
     scenario_file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/smoke.toml.")],
     deployment: Annotated[
@@ -111,6 +107,8 @@ def ui_command(
     2 bad input, 130 interrupted during a measurement (or closed before any).
     """
     from perseus import scenario as scenarios
+
+    from perseus.cli import _terminate_as_interrupt  # one SIGTERM policy for every command
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:

@@ -29,13 +29,7 @@ pytestmark = pytest.mark.integration
 CORPUS = REPO_ROOT / "tests" / "data" / "bad_scenarios"
 FILES = sorted(CORPUS.glob("*.toml"))
 # Bugs in modules this suite may not change; each fails today and must be fixed upstream.
-KNOWN_BUGS = {
-    "repository_nul_byte.toml": (
-        "perseus/scenario.py repository_path(): Path.resolve() raises ValueError('embedded null byte') on a "
-        "model_repository with a NUL character (TOML allows \\u0000), so the CLI dies with a traceback "
-        "instead of exit 2 naming server.model_repository"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -144,10 +144,7 @@ def retyped_alike(draw) -> dict:
 def checks(data: dict) -> None:
     """What `perseus run` checks before it starts anything."""
     scenario = parse(data, SRC)
-    # With a NUL in it, repository_path() raises ValueError: a known bug in scenario.py, pinned by the
-    # xfail of tests/integration/test_bad_input_corpus.py::test_bad_scenario[repository_nul_byte].
-    nul = "\x00" in scenario.server.model_repository
-    repo = MODELS if nul else repository_path(scenario, GOOD_FILE)
+    repo = repository_path(scenario, GOOD_FILE)
     check_models(scenario, repo, SRC)
     check_price(scenario, SRC)
 
