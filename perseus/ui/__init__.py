@@ -107,7 +107,6 @@ def ui_command(
     2 bad input, 130 interrupted during a measurement (or closed before any).
     """
     from perseus import scenario as scenarios
-
     from perseus.cli import _terminate_as_interrupt  # one SIGTERM policy for every command
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
