@@ -81,7 +81,12 @@ def run(
     warmup: Annotated[
         float | None, typer.Option(help="Warm-up seconds before measuring (overrides run.warmup_s).")
     ] = None,
-    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Run only the shared deployment.")] = False,
+    no_baselines: Annotated[
+        bool,
+        typer.Option(
+            "--no-baselines", help="Skip the solo-<tenant> baselines (embedded ones still run if strategies ask)."
+        ),
+    ] = False,
     repeat: Annotated[
         int | None, typer.Option(help="Run every deployment N times, interleaved; adds bootstrap 95% intervals.")
     ] = None,

@@ -75,7 +75,12 @@ class _Ticker:
     def __call__(self) -> None:
         now = self.run.now()
         if not self.server.alive() and not self.run.abort_reason:
-            self.run.abort(f"tritonserver exited unexpectedly (pid {self.server.pid() or '?'})")
+            pid = self.server.pid()
+            self.run.abort(
+                f"tritonserver exited unexpectedly (pid {pid})"
+                if pid
+                else f"server at {self.server.url} stopped answering"
+            )
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
             for row in triton.sample_rows(self.server.metrics_url, now):

@@ -141,12 +141,18 @@ def prepare(
     if scenario.server.launcher == "remote":
         from perseus.server.remote import check_remote
 
+        for i, tenant in enumerate(scenario.tenants):
+            if tenant.server.model_dump(exclude_none=True):
+                raise InputError(
+                    source, f"tenants[{i}].server", "a remote server is used as it is: its models' settings are its own"
+                )
         check_remote(scenario.server.url, list(enumerate(t.model for t in scenario.tenants)), source)
     else:
         repository.check_models(scenario, repo, source)
     price = check_price(scenario, source)
     found, note = gpu.gpus()
-    flag = use_gpu(scenario, found, source)
+    # A remote server's device is its own business; the GPU setting only shapes local repositories.
+    flag = use_gpu(scenario, found, source) if scenario.server.launcher == "local" else False
     if scenario.server.launcher == "local" or "embedded" in scenario.run.strategies:
         models = [t.model for t in scenario.tenants]
         ensure_built(repo, models + [m for name in models for m in repository.steps(repo, name)])

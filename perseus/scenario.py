@@ -157,7 +157,8 @@ class LoadSpec(_Strict):
         return self.model_copy(update=update)
 
     def mean_rate(self) -> float | None:
-        """The long-run offered rate (req/s), or None for a closed loop."""
+        """The nominal rate (req/s): the mean for step, the base for spike, the starting rate for a ramp;
+        None for a closed loop."""
         if self.arrival == "step":
             total = sum(d for _, d in self.steps)
             return sum(r * d for r, d in self.steps) / total

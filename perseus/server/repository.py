@@ -99,7 +99,7 @@ def apply_settings(config: mc.ModelConfig, tenant: Tenant, served_name: str, gpu
         if value is not None and value > limit:  # protobuf would raise ValueError on assignment
             raise InputError(f"tenant '{tenant.name}'", f"server.{key}", f"must be <= {limit} (got {value})")
     if config.platform == "ensemble":
-        for key in ("instances", "dynamic_batching", "max_queue_delay_us"):
+        for key in ("instances", "dynamic_batching", "max_queue_delay_us", "max_batch_size"):
             if getattr(settings, key) is not None:
                 raise InputError(
                     f"tenant '{tenant.name}'",

@@ -34,7 +34,7 @@ def sweep_command(
 ) -> None:
     """Run every point of the scenario's design space (\\[sweep]) and find the Pareto-optimal configurations.
 
-    Each point is the shared deployment with the point's settings (tenants' [tenants.server] fields, load
+    Each point is the shared deployment with the point's settings (tenants' \\[tenants.server] fields, load
     level), run into its own folder and committed to points/<point>.json when it ends. Writes sweep.csv
     (one row per point), pareto.csv (cost vs worst latency, throughput vs worst latency), main_effects.csv,
     plots and sweep.md, with the tenants' rank correlation. The last line on stdout is the sweep folder.
