@@ -238,7 +238,7 @@ def summarize(
             "valid",
         ],
     )
-    server, charge, energy = server_side(rows_df, dep_df, deployments, telemetry)
+    server, charge, energy = server_side(rows_df, dep_df, deployments, telemetry, pipelines)
     gpu = cost.has_gpu_metrics(telemetry)
     return Summary(
         scenario=effective_scenario["name"],
@@ -258,10 +258,17 @@ def summarize(
 
 
 def server_side(
-    rows: pd.DataFrame, deps: pd.DataFrame, deployments: dict[str, dict], telemetry: pd.DataFrame | None
+    rows: pd.DataFrame,
+    deps: pd.DataFrame,
+    deployments: dict[str, dict],
+    telemetry: pd.DataFrame | None,
+    pipelines: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(server, chargeback, energy) tables: Triton's rates and energy per (deployment, tenant), the cost
-    split of every multi-tenant deployment, and GPU energy per deployment."""
+    split of every multi-tenant deployment, and GPU energy per deployment.
+
+    An ensemble tenant's compute time is that of the models its steps ran (the ensemble itself only
+    routes tensors), so chargeback and energy follow the composing models."""
     rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
     energy = cost.gpu_energy(telemetry).set_index("deployment")
     completed = {(r["deployment"], r["tenant"]): int(r["requests"] - r["errors"]) for r in rows.to_dict("records")}
@@ -274,7 +281,12 @@ def server_side(
             rates.loc[(name, t)].to_dict() if (name, t) in rates.index else {c: math.nan for c in rates.columns}
             for t in tenants
         ]
-        compute = [float(r["compute_s"]) for r in per_tenant]
+        steps = (pipelines or {}).get(name, {})
+        compute = [
+            (0.0 if steps.get(t) and math.isnan(float(r["compute_s"])) else float(r["compute_s"]))
+            + sum(float(rates.loc[(name, m), "compute_s"]) for m in steps.get(t, []) if (name, m) in rates.index)
+            for t, r in zip(tenants, per_tenant, strict=True)
+        ]
         compute_share = cost.shares(compute)
         done = [completed.get((name, t), 0) for t in tenants]
         dep_energy = float(energy.loc[name, "energy_j"]) if name in energy.index else math.nan

@@ -57,4 +57,8 @@ def test_ensemble_tenant_with_step_breakdown(tmp_path):
     # The CNN step dominates the pipeline's server time.
     assert steps.set_index("model").loc["resnet", "compute_ms"] == steps["compute_ms"].max()
     assert "Pipeline steps" in (out / "report.md").read_text()
+    # Chargeback follows the composing models' compute: the CNN pipeline outweighs the tiny LSTM.
+    charge = pd.read_csv(out / "chargeback.csv").set_index("tenant")
+    assert charge.loc["photos", "compute_share"] > charge.loc["series", "compute_share"]
+    assert charge["compute_share"].sum() == pytest.approx(1.0)
     assert (out / "shared" / "configs" / "resnet.pbtxt").exists()  # the step model was rendered too
