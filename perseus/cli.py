@@ -47,7 +47,9 @@ def _report(report, run_dir: Path) -> bool:
         report.build(run_dir)
         return True
     except Exception as exc:
-        typer.echo(f"perseus: the measurements are saved in {run_dir}, but the report failed: {exc!r}", err=True)
+        typer.echo(
+            f"perseus: the measurements in {run_dir} are kept, but building the report failed: {exc!r}", err=True
+        )
         return False
 
 
@@ -174,7 +176,8 @@ def calibrate(
                 settings, run_dir, record, lambda sc, dep: runner.run(sc, dep, run_dir / calib.REPOSITORY)
             )
         (run_dir / calib.CALIBRATION_MD).write_text(calib.markdown(table), encoding="utf-8")
-        report.build(run_dir)
+        if not _report(report, run_dir) and manifest.get("status") == "completed":
+            manifest["status"] = "failed"
         typer.echo(calib.markdown(table), err=True)
         typer.echo(str(run_dir))
     raise _exit_for(manifest.get("status", "failed"))
@@ -256,7 +259,8 @@ def report_cmd(
     with _errors():
         if not (run_dir / results.MANIFEST).is_file():
             raise InputError(run_dir, None, f"not a perseus run folder (no {results.MANIFEST})")
-        report.build(run_dir)
+        if not _report(report, run_dir):
+            raise typer.Exit(1)
         typer.echo(str(run_dir / results.REPORT_HTML))
 
 
