@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Protocol
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Does ``url`` answer 200? (Triton's health and readiness endpoints.) Any failure is a no."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a server URL we built or were given
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 class Server(Protocol):

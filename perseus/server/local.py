@@ -13,11 +13,10 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from perseus.errors import ServerError
+from perseus.server import http_ok
 from perseus.server.binary import find_install
 from perseus.server.ports import LOOPBACK, free_ports
 
@@ -133,7 +132,7 @@ class LocalServer:
                 if retry_if_port_taken and self._port_taken():
                     return False
                 raise self._startup_error(f"tritonserver exited with code {self._proc.returncode} during startup")
-            if _http_ok(f"{self.url}/v2/health/ready"):
+            if http_ok(f"{self.url}/v2/health/ready"):
                 return True
             time.sleep(POLL_S)
         raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
@@ -200,11 +199,3 @@ def _stop_group(proc: subprocess.Popen) -> None:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we built
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False

@@ -7,21 +7,12 @@ tenants' traffic is told apart by model name in Triton's metrics.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from perseus.errors import InputError, ServerError
+from perseus.server import http_ok
 
 HEALTH_EVERY_S = 2.0  # alive() is called each tick; probing the URL once every 2 s is enough
-
-
-def _ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a URL the user configured
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def check_remote(url: str, models: list[tuple[int, str]], source: str, timeout_s: float = 5.0) -> None:
@@ -30,12 +21,12 @@ def check_remote(url: str, models: list[tuple[int, str]], source: str, timeout_s
     if not base.startswith(("http://", "https://")):
         raise InputError(source, "server.url", f"must start with http:// or https:// (got {url!r})")
     deadline = time.monotonic() + timeout_s
-    while not _ok(f"{base}/v2/health/ready"):
+    while not http_ok(f"{base}/v2/health/ready", timeout=2.0):
         if time.monotonic() > deadline:
             raise InputError(source, "server.url", f"no ready Triton server answers at {base} (within {timeout_s:g} s)")
         time.sleep(0.2)
     for i, model in models:
-        if not _ok(f"{base}/v2/models/{model}/ready"):
+        if not http_ok(f"{base}/v2/models/{model}/ready", timeout=2.0):
             raise InputError(source, f"tenants[{i}].model", f"model '{model}' is not ready on {base}")
 
 
@@ -50,7 +41,7 @@ class RemoteServer:
         self._alive = False
 
     def start(self) -> None:
-        if not _ok(f"{self.url}/v2/health/ready", timeout=5.0):
+        if not http_ok(f"{self.url}/v2/health/ready", timeout=5.0):
             raise ServerError(f"remote Triton server at {self.url} is not ready")
         self._alive, self._last_check = True, time.monotonic()
         self.log_path.write_text(
@@ -60,7 +51,7 @@ class RemoteServer:
     def alive(self) -> bool:
         now = time.monotonic()
         if now - self._last_check >= HEALTH_EVERY_S:
-            self._alive, self._last_check = _ok(f"{self.url}/v2/health/live"), now
+            self._alive, self._last_check = http_ok(f"{self.url}/v2/health/live", timeout=2.0), now
         return self._alive
 
     def pid(self) -> int | None:

@@ -387,9 +387,9 @@ def rendered(tmp_path: Path, monkeypatch):
 
 
 def _ready(url: str) -> bool:
-    from perseus.server.local import _http_ok
+    from perseus.server import http_ok
 
-    return _http_ok(f"{url}/v2/health/ready")
+    return http_ok(f"{url}/v2/health/ready")
 
 
 def test_two_local_servers_at_once(rendered, tmp_path: Path):
