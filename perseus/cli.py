@@ -92,6 +92,37 @@ def run(
     repeat: Annotated[
         int | None, typer.Option(help="Run every deployment N times, interleaved; adds bootstrap 95% intervals.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Send the load from N local Locust worker processes (this process becomes the Locust master). "
+            "0: from this process.",
+            rich_help_panel="Distributed load",
+        ),
+    ] = 0,
+    expect_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Workers to wait for before each deployment, local ones included (default: --workers). "
+            "The others join with `perseus worker --master HOST`.",
+            rich_help_panel="Distributed load",
+        ),
+    ] = None,
+    master_bind: Annotated[
+        str,
+        typer.Option(
+            help="Address the master listens on for workers. Other machines need a non-loopback address; "
+            "the channel has no authentication, so use a private network.",
+            rich_help_panel="Distributed load",
+        ),
+    ] = "127.0.0.1",
+    master_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port for workers (default: 5557 when workers join from elsewhere, else a free port).",
+            rich_help_panel="Distributed load",
+        ),
+    ] = None,
 ) -> None:
     """Run the shared deployment and each tenant's solo baseline, then write the report.
 
@@ -110,17 +141,48 @@ def run(
             baselines=False if no_baselines else None,
             repeat=repeat,
         )
+        load_workers = runs.worker_options(ready.scenario, workers, expect_workers, master_bind, master_port)
         deployments = plan(ready.scenario)
         run_dir = runs.prepare_run_dir(out, ready.scenario.name)
         manifest = runs.new_manifest(
             scenario_file, ready.raw, ready.scenario, deployments, ready.price, ready.gpus, ready.gpu_note, _command()
         )
         runs.save_inputs(run_dir, scenario_file, manifest)
-        status = runs.execute(ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu)
+        status = runs.execute(
+            ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers
+        )
         if not _report(report, run_dir):
             status = "failed" if status == "completed" else status
         typer.echo(str(run_dir))
     raise _exit_for(status)
+
+
+@app.command()
+def worker(
+    master: Annotated[str, typer.Option(help="Host or IP of the `perseus run` master to send load for.")],
+    master_port: Annotated[int, typer.Option(help="The master's --master-port.")] = 5557,
+    server_url: Annotated[
+        str | None,
+        typer.Option(help="Triton's HTTP URL as this machine reaches it (default: the URL the master announces)."),
+    ] = None,
+) -> None:
+    """Send load for a `perseus run` master: a Locust worker for runs across processes or machines.
+
+    Start the master with `perseus run SCENARIO --expect-workers K --master-bind ADDR`, then one
+    `perseus worker --master ADDR` per worker. For each deployment the worker gets its shard of every
+    tenant's requests, sends them, and streams its records to the master, which writes the run folder.
+    The worker exits when the master's run ends.
+    """
+    from perseus.errors import InputError
+
+    with _errors():
+        if not 0 < master_port < 65536:
+            raise InputError("command line", "--master-port", "must be a port number (1-65535)")
+        if server_url is not None and not server_url.startswith(("http://", "https://")):
+            raise InputError("command line", "--server-url", "must start with http:// or https://")
+        from perseus.load.distributed import Worker
+
+        Worker(master, master_port, server_url, say=lambda text: typer.echo(text, err=True)).serve()
 
 
 @app.command()

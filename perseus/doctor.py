@@ -94,8 +94,27 @@ def check_clients() -> Check:
     )
 
 
+def check_docker() -> Check:
+    """Only launcher = 'docker' needs Docker, so its absence is information, not a problem."""
+    from perseus.scenario import DEFAULT_DOCKER_IMAGE
+    from perseus.server.docker import docker_status
+
+    client, version, problem = docker_status()
+    if version is not None:
+        return Check("docker", True, f"{client}, daemon {version} (for launcher = 'docker': {DEFAULT_DOCKER_IMAGE})")
+    fix = "install Docker" if client is None else "start the Docker daemon, or check DOCKER_HOST"
+    return Check("docker", True, f"{problem}; needed only for launcher = 'docker'", fix)
+
+
 def checks() -> list[Check]:
-    return [check_tritonserver(), check_backend_python(), check_gpu(), check_ports(), check_clients()]
+    return [
+        check_tritonserver(),
+        check_backend_python(),
+        check_gpu(),
+        check_ports(),
+        check_clients(),
+        check_docker(),
+    ]
 
 
 def render(results: list[Check]) -> list[Check]:

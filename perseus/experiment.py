@@ -7,7 +7,6 @@ measured so far are written.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ class Outcome:
     requests: int = 0
     measured_s: float | None = None  # measured seconds, when the deployment stopped early
     served: dict[str, str] | None = None  # tenant -> model name on the server
+    workers: list[dict] | None = None  # distributed load: what each worker sent and whether it all arrived
 
     def manifest_entry(self, deployment: Deployment, duration_s: float) -> dict:
         entry = {
@@ -57,6 +57,8 @@ class Outcome:
         }
         if self.served:
             entry["served"] = self.served
+        if self.workers is not None:
+            entry["workers"] = self.workers
         if self.reason:
             entry["reason"] = self.reason
         if self.server_log_tail:
@@ -106,7 +108,9 @@ def run_deployment(
     gpu: bool,
     display: RunDisplay,
     index: int,
+    workers=None,
 ) -> Outcome:
+    """``workers``: a ``perseus.load.distributed.Master`` to send the load from its workers, or None."""
     dep_dir = run_dir / deployment.name
     dep_dir.mkdir(parents=True, exist_ok=False)
     outcome = Outcome(status="completed", started=results.utc_now())
@@ -121,16 +125,16 @@ def run_deployment(
             display.message(f"[{display.position(index)}] {deployment.name}: {what}")
             server.start()
             guard.check()
-            run = _load_run(scenario, deployment, server.url, recorder, served, source_repo)
+            if workers is None:
+                run = build_load_run(scenario, deployment, server.url, recorder, served, source_repo)
+            else:
+                run = _distributed_load(workers, scenario, deployment, server.url, served, recorder)
 
             def show(now: float) -> None:
                 phase = "warm-up" if now < 0 else ("measuring" if now < scenario.run.duration_s else "draining")
                 display.update(index, deployment.name, phase, now, scenario.run.duration_s, run.tenants)
 
-            samplers = [host.ProcessSampler(os.getpid(), "loadgen")]
-            if server.pid() is not None:
-                samplers.append(host.ProcessSampler(server.pid(), "server"))
-            server_pids = host.tree(server.pid()) if server.pid() is not None else set
+            samplers, server_pids = host.process_samplers(server.pid())
             gpu_sampler = GpuSampler(run.now, period_s=scenario.run.gpu_sample_period_s, pids=server_pids)
             gpu_sampler.start()  # None, or the "no NVIDIA GPU" reason already in the manifest
             ticker = _Ticker(run, server, recorder, telemetry, samplers, gpu_sampler, show)
@@ -139,7 +143,11 @@ def run_deployment(
                 guard.check()
                 ticker()
 
-            run.run(tick)
+            try:
+                run.run(tick)
+            finally:
+                if workers is not None:
+                    outcome.workers = run.summary()
             if run.abort_reason:
                 outcome.status, outcome.reason = "failed", run.abort_reason
         except KeyboardInterrupt:
@@ -191,13 +199,28 @@ def _server(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: 
 
         served = {name: scenario.tenant(name).model for name in deployment.tenants}
         return RemoteServer(scenario.server.url, dep_dir / results.SERVER_LOG, scenario.server.metrics_url), served
-    rendered = repository.render(scenario, list(deployment.tenants), source_repo, tmp / "repo", gpu)
+    # Docker: the same rendered repository, mounted read-only into an NGC Triton container that serves
+    # the models' native onnxruntime configs (configs/onnxruntime.pbtxt), so those get the settings too.
+    docker = scenario.server.launcher == "docker"
+    rendered = repository.render(scenario, list(deployment.tenants), source_repo, tmp / "repo", gpu, native=docker)
     _save_configs(rendered, dep_dir / results.CONFIGS)
     pipelines = {n: repository.steps(source_repo, scenario.tenant(n).model) for n in deployment.tenants}
     (dep_dir / results.CONFIGS / results.STEPS_JSON).write_text(json.dumps({k: v for k, v in pipelines.items() if v}))
-    server = LocalServer(
-        tmp / "repo", dep_dir / results.SERVER_LOG, startup_timeout_s=scenario.server.startup_timeout_s
-    )
+    if docker:
+        from perseus.server.docker import DockerServer
+
+        server = DockerServer(
+            tmp / "repo",
+            dep_dir / results.SERVER_LOG,
+            image=scenario.server.image,
+            gpu=gpu,
+            startup_timeout_s=scenario.server.startup_timeout_s,
+            deployment=deployment.name,
+        )
+    else:
+        server = LocalServer(
+            tmp / "repo", dep_dir / results.SERVER_LOG, startup_timeout_s=scenario.server.startup_timeout_s
+        )
     return server, {name: name for name in deployment.tenants}
 
 
@@ -222,7 +245,7 @@ class NoServer:
         return None
 
 
-def _load_run(
+def build_load_run(
     scenario: Scenario,
     deployment: Deployment,
     url: str,
@@ -259,6 +282,33 @@ def _load_run(
     return LoadRun(
         url,
         loads,
+        recorder,
+        warmup_s=scenario.run.warmup_s,
+        duration_s=scenario.run.duration_s,
+        request_timeout_s=scenario.run.request_timeout_s,
+    )
+
+
+def _distributed_load(workers, scenario: Scenario, deployment: Deployment, url: str, served, recorder):
+    """The deployment's load sent by the master's workers; the tenants here only count, for the display."""
+    from perseus.load.distributed import DistributedLoad
+    from perseus.load.shards import make_plan
+
+    counters = [
+        TenantLoad(
+            tenant=name,
+            model=scenario.tenant(name).model,
+            deployment=deployment.name,
+            request=None,
+            arrival=scenario.tenant(name).load.arrival,
+            concurrency=scenario.tenant(name).load.concurrency or 1,
+        )
+        for name in deployment.tenants
+    ]
+    return DistributedLoad(
+        workers,
+        make_plan(scenario, deployment, url, served),
+        counters,
         recorder,
         warmup_s=scenario.run.warmup_s,
         duration_s=scenario.run.duration_s,

@@ -34,6 +34,7 @@ REQUESTS = "requests.parquet"
 TELEMETRY = "telemetry.parquet"
 SERVER_LOG = "server.log"
 CONFIGS = "configs"
+WORKERS = "workers"  # <run>/workers/worker-<i>.log: the local load workers' own output (--workers)
 
 REQUEST_SCHEMA = pa.schema(
     [

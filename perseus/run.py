@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from dataclasses import dataclass
@@ -151,9 +152,15 @@ def prepare(
         repository.check_models(scenario, repo, source)
     price = check_price(scenario, source)
     found, note = gpu.gpus()
-    # A remote server's device is its own business; the GPU setting only shapes local repositories.
-    flag = use_gpu(scenario, found, source) if scenario.server.launcher == "local" else False
-    if scenario.server.launcher == "local" or "embedded" in scenario.run.strategies:
+    # A remote server's device is its own business; the GPU setting only shapes rendered repositories
+    # (and, for docker, whether the container gets `--gpus all`).
+    rendered = scenario.server.launcher in ("local", "docker")
+    flag = use_gpu(scenario, found, source) if rendered else False
+    if scenario.server.launcher == "docker":
+        from perseus.server.docker import check_docker
+
+        check_docker(source)  # before anything is built or written
+    if rendered or "embedded" in scenario.run.strategies:
         models = [t.model for t in scenario.tenants]
         ensure_built(repo, models + [m for name in models for m in repository.steps(repo, name)])
     if "embedded" in scenario.run.strategies:
@@ -162,6 +169,41 @@ def prepare(
         for tenant in scenario.tenants:
             onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
+
+
+def worker_options(
+    scenario: Scenario, local: int, expect: int | None, bind: str, port: int | None
+) -> WorkerOptions | None:
+    """``perseus run``'s distributed-load flags, checked; None when the load comes from this process."""
+    import ipaddress
+
+    expect = local if expect is None else expect
+    if local < 0:
+        raise InputError("command line", "--workers", "must be >= 0")
+    if expect < local:
+        raise InputError("command line", "--expect-workers", f"must be >= --workers ({local})")
+    if port is not None and not 0 < port < 65536:
+        raise InputError("command line", "--master-port", "must be a port number (1-65535)")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise InputError(
+            "command line", "--master-bind", f"must be an IP address of this machine (got {bind!r})"
+        ) from None
+    if expect == 0:
+        return None
+    if "embedded" in scenario.run.strategies:
+        raise InputError(
+            "command line",
+            "--workers",
+            "the embedded strategy runs models inside the load generator; it cannot be split",
+        )
+    if port is None and expect > local:
+        port = DEFAULT_MASTER_PORT  # workers on other machines need a port they can be told in advance
+    return WorkerOptions(local, expect, bind, port)
+
+
+DEFAULT_MASTER_PORT = 5557  # Locust's own default
 
 
 def overall_status(manifest: dict) -> str:
@@ -176,10 +218,11 @@ def overall_status(manifest: dict) -> str:
 class Runner:
     """Runs deployments into one run folder, keeping the manifest current after each."""
 
-    def __init__(self, run_dir: Path, manifest: dict, use_gpu_flag: bool, total: int):
+    def __init__(self, run_dir: Path, manifest: dict, use_gpu_flag: bool, total: int, workers=None):
         from perseus.progress import RunDisplay
 
         self.run_dir, self.manifest, self.use_gpu = run_dir, manifest, use_gpu_flag
+        self.workers = workers  # a distributed.Master, or None: load from this process
         self.display = RunDisplay(total)
         self.index = 0
 
@@ -216,6 +259,7 @@ class Runner:
                 gpu=self.use_gpu,
                 display=self.display,
                 index=self.index,
+                workers=self.workers,
             )
         except KeyboardInterrupt:
             entry.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
@@ -232,13 +276,43 @@ def execute(
     run_dir: Path,
     manifest: dict,
     use_gpu_flag: bool,
+    workers: WorkerOptions | None = None,
 ) -> str:
-    """Run every deployment in order; stop at an interruption. Returns the run's status."""
+    """Run every deployment in order; stop at an interruption. Returns the run's status.
+
+    With ``workers``, this process is a Locust master and the load comes from its workers.
+    """
     try:
-        with Runner(run_dir, manifest, use_gpu_flag, len(deployments)) as runner:
+        with contextlib.ExitStack() as stack:
+            runner = stack.enter_context(Runner(run_dir, manifest, use_gpu_flag, len(deployments)))
+            if workers is not None:
+                manifest["load_workers"] = {"local": workers.local, "expected": workers.expect, "bind": workers.bind}
+                runner.workers = stack.enter_context(workers.master(run_dir, runner.display.message))
             for deployment in deployments:
                 if runner.run(scenario, deployment, source_repo) == "interrupted":
                     break
     except KeyboardInterrupt:
         pass
     return manifest["status"]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """``perseus run --workers N``: N local worker processes, ``expect`` in all (the rest join from elsewhere)."""
+
+    local: int
+    expect: int
+    bind: str
+    port: int | None
+
+    def master(self, run_dir: Path, message):
+        from perseus.load.distributed import Master
+
+        return Master(
+            local_workers=self.local,
+            expect_workers=self.expect,
+            bind=self.bind,
+            port=self.port,
+            log_dir=run_dir / results.WORKERS,
+            message=message,
+        )

@@ -6,6 +6,7 @@ Unknown keys are errors everywhere (``extra="forbid"``): a typo must never pass 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,14 +24,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+# 24.10 ships Triton 2.51.0, the version the local launcher runs (bundled in nvidia-pytriton 0.7.0).
+DEFAULT_DOCKER_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+# A docker image reference: [registry[:port]/]path[:tag][@digest]. Never starting with '-', which the
+# docker CLI would read as an option of `docker run`.
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+
 class ServerSpec(_Strict):
-    # local: the bundled tritonserver, one per deployment. remote: an existing server at `url`,
-    # checked but never started or stopped (docker: not built yet).
-    launcher: Literal["local", "remote"] = "local"
+    # local: the bundled tritonserver, one per deployment. docker: the NGC Triton image (`image`), one
+    # container per deployment, serving the models' native onnxruntime configs. remote: an existing
+    # server at `url`, checked but never started or stopped.
+    launcher: Literal["local", "docker", "remote"] = "local"
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
     metrics_url: str | None = None  # remote only, e.g. http://10.0.0.5:8002/metrics
+    image: str | None = None  # docker only; DEFAULT_DOCKER_IMAGE when left out
 
     @field_validator("model_repository")
     @classmethod
@@ -39,12 +49,29 @@ class ServerSpec(_Strict):
             raise ValueError("must not contain a NUL character")
         return value
 
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 512 or not _IMAGE.match(value)):
+            raise ValueError(f"is not a docker image reference such as {DEFAULT_DOCKER_IMAGE!r} (got {value!r})")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_image(cls, data: Any) -> Any:
+        # Filled in here, so that the effective scenario in the manifest names the image that ran.
+        if isinstance(data, dict) and data.get("launcher") == "docker" and data.get("image") is None:
+            return {**data, "image": DEFAULT_DOCKER_IMAGE}
+        return data
+
     @model_validator(mode="after")
     def _url_needs_remote(self) -> ServerSpec:
         if self.launcher == "remote" and self.url is None:
             raise ValueError("launcher 'remote' needs url")
         if self.launcher != "remote" and (self.url is not None or self.metrics_url is not None):
             raise ValueError("url and metrics_url are only for launcher 'remote'")
+        if self.launcher != "docker" and self.image is not None:
+            raise _invalid(("image",), f"is only for launcher 'docker' (launcher is '{self.launcher}')")
         return self
 
     # Loading several onnxruntime models in the Python backend takes seconds on 2 cores;

@@ -268,6 +268,19 @@ class LoadRun:
         runner = self.env.create_local_runner()
         runner.start(user_count=len(self.tenants), spawn_rate=max(100, len(self.tenants)))
 
+    def drive(self) -> None:
+        """Run every tenant's driver here, without a Locust runner of its own (a Locust worker's shard).
+
+        ``t0`` must be set by the caller; returns when every tenant is done.
+        """
+        drivers = Group()
+        for load in self.tenants:
+            drivers.spawn(self._dispatch if load.open_loop else self._closed, load)
+        try:
+            drivers.join()
+        finally:
+            drivers.kill(block=True)
+
     def finished(self) -> bool:
         return all(t.finished.is_set() for t in self.tenants)
 

@@ -4,6 +4,10 @@ Each tenant's model is served under the *tenant's* name. Two tenants may then sh
 different settings, and Triton's per-model metrics and statistics are per tenant for free.
 config.pbtxt is parsed and written with Triton's own ModelConfig protobuf, so a broken file is
 caught before any server starts.
+
+Zoo models also carry a native config, configs/onnxruntime.pbtxt (platform onnxruntime_onnx). The
+docker launcher serves those (``tritonserver --model-config-name=onnxruntime``; a model without one
+falls back to config.pbtxt), so ``render(native=True)`` applies the tenant's settings to them too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from perseus.errors import InputError
 from perseus.scenario import Scenario, Tenant
 
 CONFIG = "config.pbtxt"
+# What `tritonserver --model-config-name=onnxruntime` loads instead of config.pbtxt, where it exists.
+NATIVE_CONFIG_NAME = "onnxruntime"
+NATIVE_CONFIG = Path("configs") / f"{NATIVE_CONFIG_NAME}.pbtxt"
+# Launchers that serve the native configs.
+NATIVE_LAUNCHERS = ("docker",)
 # Files above this size are linked, not copied: ONNX weights of BERT-base are ~440 MB.
 LINK_ABOVE_BYTES = 1 << 20
 
@@ -55,8 +64,15 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
         config = read_config(model_dir / CONFIG)
         if config.name and config.name != tenant.model:
             raise InputError(model_dir / CONFIG, "name", f"is {config.name!r} but the folder is {tenant.model!r}")
+        configs = [config]
+        native = model_dir / NATIVE_CONFIG
+        if scenario.server.launcher in NATIVE_LAUNCHERS and native.is_file():
+            configs.append(read_config(native))
+            if configs[-1].name and configs[-1].name != tenant.model:
+                raise InputError(native, "name", f"is {configs[-1].name!r} but the folder is {tenant.model!r}")
         try:
-            apply_settings(config, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
+            for each in configs:
+                apply_settings(each, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
         except InputError as exc:
             raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
         for step in steps(repository, tenant.model):
@@ -170,11 +186,17 @@ def _mirror(src: Path, dst: Path) -> None:
             shutil.copy2(item, target)
 
 
-def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool) -> dict[str, mc.ModelConfig]:
-    """Write dest/<tenant>/ for each tenant; returns the rendered configs by served name.
+def render(
+    scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu: bool, *, native: bool = False
+) -> dict[str, mc.ModelConfig]:
+    """Write dest/<tenant>/ for each tenant; returns the configs served, by served name.
 
     An ensemble tenant is served under its tenant's name; the models its steps run are copied under
     their own names (the ensemble refers to them by name), with their own configs.
+
+    ``native``: the server loads configs/onnxruntime.pbtxt where a model has one (the docker launcher),
+    so that file gets the tenant's settings and the device too, and it is the config returned.
+    Otherwise configs/ is copied as it is (the server never reads it).
     """
     rendered = {}
     for name in tenants:
@@ -184,6 +206,10 @@ def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu
         _mirror(src, dest / name)
         (dest / name / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
         rendered[name] = config
+        if native and (src / NATIVE_CONFIG).is_file():
+            config = _native_device(apply_settings(read_config(src / NATIVE_CONFIG), tenant, name, gpu), gpu)
+            (dest / name / NATIVE_CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
+            rendered[name] = config
         for step in steps(source, tenant.model):
             if (dest / step).exists():
                 continue
@@ -191,6 +217,11 @@ def render(scenario: Scenario, tenants: list[str], source: Path, dest: Path, gpu
             _mirror(source / step, dest / step)
             (dest / step / CONFIG).write_text(text_format.MessageToString(step_config), encoding="utf-8")
             rendered[step] = step_config
+            if native and (source / step / NATIVE_CONFIG).is_file():
+                step_config = _native_device(read_config(source / step / NATIVE_CONFIG), gpu)
+                step_config.name = step
+                (dest / step / NATIVE_CONFIG).write_text(text_format.MessageToString(step_config), encoding="utf-8")
+                rendered[step] = step_config
     return rendered
 
 
@@ -199,4 +230,18 @@ def _on_device(config: mc.ModelConfig, gpu: bool) -> mc.ModelConfig:
         for group in config.instance_group:
             if group.kind == mc.ModelInstanceGroup.KIND_CPU:
                 group.kind = mc.ModelInstanceGroup.KIND_GPU
+    return config
+
+
+def _native_device(config: mc.ModelConfig, gpu: bool) -> mc.ModelConfig:
+    """Native configs ask for KIND_GPU; a CPU-only run moves them to the CPU (and a GPU run the other way)."""
+    want, other = (
+        (mc.ModelInstanceGroup.KIND_GPU, mc.ModelInstanceGroup.KIND_CPU)
+        if gpu
+        else (mc.ModelInstanceGroup.KIND_CPU, mc.ModelInstanceGroup.KIND_GPU)
+    )
+    for group in config.instance_group:
+        if group.kind == other:
+            group.kind = want
+            del group.gpus[:]  # GPU ids mean nothing on the CPU
     return config

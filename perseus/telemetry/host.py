@@ -49,8 +49,10 @@ def tree(pid: int):
 class ProcessSampler:
     """CPU % (of one core) and RSS of a process and its children, sampled between calls."""
 
-    def __init__(self, pid: int, role: str):
+    def __init__(self, pid: int, role: str, exclude=None):
         self.role = role
+        # A callable giving pids to leave out with their children (the server a load generator started).
+        self._exclude = exclude
         self._labels = json.dumps({"process": role}, sort_keys=True)
         try:
             self._proc = psutil.Process(pid)
@@ -64,6 +66,9 @@ class ProcessSampler:
             return []
         try:
             procs = [self._proc, *self._proc.children(recursive=True)]
+            if self._exclude is not None:
+                left_out = self._exclude()
+                procs = [p for p in procs if p.pid not in left_out]
             cpu, rss = 0.0, 0
             for p in procs:
                 known = self._children.setdefault(p.pid, p)
@@ -75,3 +80,14 @@ class ProcessSampler:
             (t_s, SOURCE, "cpu_percent", self._labels, cpu),
             (t_s, SOURCE, "rss_bytes", self._labels, float(rss)),
         ]
+
+
+def process_samplers(server_pid: int | None) -> tuple[list[ProcessSampler], object]:
+    """Samplers for the load generator (this process and its children, local workers included, but
+    not the server it started) and for the server's process tree; and the server tree's pid callable.
+    """
+    server_pids = tree(server_pid) if server_pid is not None else set
+    samplers = [ProcessSampler(os.getpid(), "loadgen", exclude=server_pids)]
+    if server_pid is not None:
+        samplers.append(ProcessSampler(server_pid, "server"))
+    return samplers, server_pids

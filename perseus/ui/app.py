@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from locust.env import Environment
 from perseus import report, results
 from perseus import run as runs
 from perseus.errors import InputError
-from perseus.experiment import Outcome, _load_run, _server, _Ticker
+from perseus.experiment import Outcome, _server, _Ticker, build_load_run
 from perseus.load.engine import ABORT_GRACE_S, LoadRun
 from perseus.load.recorder import StreamWriter
 from perseus.plan import Deployment
@@ -182,7 +181,7 @@ class UiSession:
             self.scenario, self.deployment, self.source_repo, Path(self._tmp.name), self.dep_dir, self.gpu
         )
         self.server.start()
-        self.run = _load_run(
+        self.run = build_load_run(
             self.scenario, self.deployment, self.server.url, self._recorder, self.served, self.source_repo
         )
         self.env = Environment(user_classes=self._user_classes(), shape_class=_OneUserPerTenant(self.run))
@@ -228,10 +227,7 @@ class UiSession:
         self.entry["status"] = "running"
         results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
         run, server = self.run, self.server
-        samplers = [host.ProcessSampler(os.getpid(), "loadgen")]
-        if server.pid() is not None:
-            samplers.append(host.ProcessSampler(server.pid(), "server"))
-        pids = host.tree(server.pid()) if server.pid() is not None else set
+        samplers, pids = host.process_samplers(server.pid())
         self.gpu_sampler = GpuSampler(run.now, period_s=self.scenario.run.gpu_sample_period_s, pids=pids)
         self.gpu_sampler.start()
         ticker = _Ticker(run, server, self._recorder, self._telemetry, samplers, self.gpu_sampler, self._show)

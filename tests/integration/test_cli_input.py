@@ -99,6 +99,26 @@ def test_negative_warmup_flag(bad_run):
     bad_run(GOOD, "--warmup", "-3", field="--warmup", where="command line")
 
 
+@pytest.mark.parametrize(
+    ("args", "field", "words"),
+    [
+        (["--workers", "-1"], "--workers", "must be >= 0"),
+        (["--workers", "2", "--expect-workers", "1"], "--expect-workers", "must be >= --workers (2)"),
+        (["--workers", "1", "--master-bind", "my-laptop"], "--master-bind", "must be an IP address"),
+        (["--workers", "1", "--master-port", "70000"], "--master-port", "port number"),
+    ],
+)
+def test_bad_worker_flags(bad_run, args, field, words):
+    line = bad_run(GOOD, *args, field=field, where="command line")
+    assert words in line
+
+
+def test_workers_refuse_the_embedded_strategy(bad_run):
+    text = GOOD.replace("min_requests = 50", 'min_requests = 50\nstrategies = ["external", "embedded"]')
+    line = bad_run(text, "--workers", "2", field="--workers", where="command line")
+    assert "embedded" in line
+
+
 def test_missing_scenario(bad_run):
     line = bad_run(None, field=None, name="absent.toml")
     assert line.endswith("absent.toml: no such file")
