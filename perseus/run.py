@@ -61,6 +61,15 @@ def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
     return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
 
 
+def _server_version(scenario: Scenario) -> dict[str, str]:
+    """The server that ran, where it is not the bundled tritonserver."""
+    if scenario.server.launcher == "docker":
+        return {"tritonserver": f"image {scenario.server.image}"}
+    if scenario.server.launcher == "remote":
+        return {"tritonserver": f"remote server at {scenario.server.url} (version not recorded)"}
+    return {}
+
+
 def new_manifest(
     scenario_file: Path | None,
     raw: dict,
@@ -76,7 +85,7 @@ def new_manifest(
         "command": command,
         "scenario": {"file": str(scenario_file), "requested": raw, "effective": scenario.model_dump(mode="json")},
         "seed": scenario.run.seed,
-        "versions": versions(),
+        "versions": {**versions(), **_server_version(scenario)},
         "host": host.facts(),
         "gpus": gpus,
         "gpu_note": gpu_note,
