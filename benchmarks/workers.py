@@ -1,6 +1,6 @@
 """The request rate one load process sustains vs two Locust workers (`perseus run --workers 2`).
 
-    .venv/bin/python -m benchmarks.workers [--rates 400 800 1200 1600] [--duration 10] [--model lstm_tiny]
+    .venv/bin/python -m benchmarks.workers [--rates 400 800 1200 1600] [--duration 10] [--model lstm_tiny] [--out F]
 
 For each target rate, runs `perseus run` on a one-tenant open-loop (Poisson) scenario twice, side by
 side: from one process, and with `--workers 2`. An open-loop generator keeps up when it sends every
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[400, 800, 1200, 1600])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--model", default="lstm_tiny")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON file for the results")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="perseus-bench-workers-") as tmp:
@@ -116,8 +117,8 @@ def main() -> None:
             f"| {r['target_rps']:g} | {who} | {r['sent_rps']:.0f} | {r['lag_p50_ms']:.2f} / {r['lag_p99_ms']:.2f} "
             f"| {r['latency_p99_ms']:.1f} | {cpu:.0f}% | {'yes' if keeps_up(r) else 'no'} |"
         )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),

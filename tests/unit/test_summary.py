@@ -265,3 +265,30 @@ def test_parse_prometheus_text():
     ]
     assert not any(name.endswith("_total") for name, _, _ in rows)
     assert json.loads(rows[0][1]) == {"model": "a", "version": "1"}
+
+
+def test_a_late_load_generator_is_named_in_the_notes():
+    """Latency counts from the schedule, so a generator that sends late makes the server look slow: say so."""
+    t = np.arange(200) / 20
+
+    def with_lag(tenant, lag_ms):
+        frame = records(tenant, "shared", t, np.full(200, 5.0))
+        frame["send_lag_ms"] = np.linspace(0, lag_ms, 200)  # as report.read_analysis_frame derives it
+        return frame
+
+    frame = pd.concat([with_lag("calm", 1.0), with_lag("late", 40.0)], ignore_index=True)
+    sc = scenario(("calm", 50, 99, 20), ("late", 50, 99, 20))
+    s = summarize(frame, sc, {"shared": {"tenants": ["calm", "late"], "duration_s": 10.0}}, 1.0, notes=("given",))
+    lags = dict(zip(s.rows["tenant"], s.rows["send_lag_p99_ms"], strict=True))
+    assert lags["calm"] == pytest.approx(0.99, abs=0.01) and lags["late"] == pytest.approx(39.6, abs=0.1)
+    assert s.notes[0] == "given"
+    late_notes = [n for n in s.notes if "sent late" in n]
+    assert len(late_notes) == 1 and "tenant late" in late_notes[0] and "--workers" in late_notes[0]
+
+
+def test_no_lag_column_no_lag_figure():
+    s = summarize(
+        records("a", "shared", np.arange(10.0), np.full(10, 5.0)), scenario(("a", 50, 99, 1)), _deps("a"), 1.0
+    )
+    assert math.isnan(s.rows.iloc[0]["send_lag_p99_ms"])
+    assert not any("sent late" in n for n in s.notes)
