@@ -77,12 +77,7 @@ class _Ticker:
     def __call__(self) -> None:
         now = self.run.now()
         if not self.server.alive() and not self.run.abort_reason:
-            pid = self.server.pid()
-            self.run.abort(
-                f"tritonserver exited unexpectedly (pid {pid})"
-                if pid
-                else f"server at {self.server.url} stopped answering"
-            )
+            self.run.abort(self.server.gone())
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
             for row in triton.sample_rows(self.server.metrics_url, now):
@@ -243,6 +238,9 @@ class NoServer:
 
     def pid(self) -> int | None:
         return None
+
+    def gone(self) -> str:
+        return "the embedded model stopped"  # never: alive() is always true
 
 
 def build_load_run(

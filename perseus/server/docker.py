@@ -62,20 +62,18 @@ def _last_line(text: str) -> str:
     return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
 
 
+def _cli(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """One docker CLI call: an argv list (never a shell), text output captured, no stdin, a timeout."""
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+
+
 def docker_status(timeout_s: float = VERSION_TIMEOUT_S) -> tuple[str | None, str | None, str]:
     """(client path, daemon version, problem): what `perseus run` and `perseus doctor` need to know."""
     client = shutil.which("docker")
     if client is None:
         return None, None, "the docker client is not on PATH"
     try:
-        proc = subprocess.run(
-            [client, "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout_s,
-            check=False,
-        )
+        proc = _cli([client, "version", "--format", "{{.Server.Version}}"], timeout_s)
     except subprocess.TimeoutExpired:
         return client, None, f"the Docker daemon did not answer `docker version` within {timeout_s:g} s"
     except OSError as exc:
@@ -223,9 +221,7 @@ class DockerServer:
         self._note(f"container {self.name} from {self.image}: {' '.join(argv[1:])}")
         self._created = True
         try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT_S, check=False
-            )
+            proc = _cli(argv, RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return f"`docker run` did not finish within {RUN_TIMEOUT_S:g} s (pulling {self.image}?)"
         if proc.stderr:
@@ -277,6 +273,11 @@ class DockerServer:
     def pid(self) -> int | None:
         return None  # the server's processes live in the container's PID namespace
 
+    def gone(self) -> str:
+        running, code = self._state() if self._created else (False, "?")
+        state = "is running but not answering docker" if running else f"stopped (exit code {code})"
+        return f"container {self.name} {state}"
+
     def stop(self) -> None:
         """Stop and remove the container (whatever state it is in), then finish and close the log."""
         created, self._created = self._created, False
@@ -323,27 +324,15 @@ class DockerServer:
     def _docker(self, *args: str, timeout: float = CALL_TIMEOUT_S) -> subprocess.CompletedProcess | None:
         """A docker CLI call; None when it timed out."""
         try:
-            return subprocess.run(
-                [self._client, *args],
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-            )
+            return _cli([self._client, *args], timeout)
         except subprocess.TimeoutExpired:
             return None
 
     def _state(self, raise_timeout: bool = False) -> tuple[bool, str]:
         """(running, exit code) from `docker inspect`; a container that is gone is not running."""
         try:
-            proc = subprocess.run(
-                [self._client, "inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", self.name],
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                timeout=CALL_TIMEOUT_S,
-                check=False,
+            proc = _cli(
+                [self._client, "inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", self.name], CALL_TIMEOUT_S
             )
         except subprocess.TimeoutExpired:
             if raise_timeout:

@@ -159,6 +159,10 @@ class LocalServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def gone(self) -> str:
+        code = self._proc.poll() if self._proc else None
+        return f"tritonserver exited unexpectedly (pid {self.pid()}, exit code {code})"
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:

@@ -57,5 +57,8 @@ class RemoteServer:
     def pid(self) -> int | None:
         return None
 
+    def gone(self) -> str:
+        return f"remote server at {self.url} stopped answering /v2/health/live"
+
     def stop(self) -> None:
         """Never stops a server it did not start."""

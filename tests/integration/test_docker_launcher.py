@@ -352,3 +352,43 @@ def test_interrupt_removes_the_container(tmp_path: Path, when: str):
     assert (run_dir / "shared" / results.SERVER_LOG).stat().st_size > 0
     if when == "measuring":
         assert pd.read_parquet(run_dir / "shared" / results.REQUESTS)["ok"].sum() >= RATE
+
+
+def test_server_dying_in_the_container_fails_the_deployment_and_keeps_the_records(tmp_path: Path):
+    """The container's tritonserver is killed mid-run: exit 1, the reason names the container, nothing left."""
+    docker, repo = make_docker(tmp_path), model_repository(tmp_path)
+    scenario, run_dir, marker = write_scenario(tmp_path, repo, duration=60), tmp_path / "run", tmp_path / "tmp"
+    stream = (run_dir / "shared" / results.REQUESTS).with_suffix(".arrows")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perseus.cli", "run", str(scenario), "--out", str(run_dir)],
+        cwd=tmp_path,
+        env={**cli_env(marker), **docker.env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _records(stream) < RATE:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no measured requests within 60 s"
+            time.sleep(0.05)
+        (name,) = docker.containers()
+        servers = [p for p in triton_processes(marker) if "tritonserver" in (p.info.get("name") or p.name())]
+        assert servers
+        for server in servers:
+            server.kill()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err[-3000:]
+        assert "Traceback" not in err
+        assert_nothing_left(docker, marker)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        docker.cleanup()
+        kill_ours(marker)
+    entry = results.read_manifest(run_dir)["deployments"]["shared"]
+    assert entry["status"] == "failed"
+    assert entry["reason"].startswith(f"container {name} stopped (exit code "), entry["reason"]
+    assert pd.read_parquet(run_dir / "shared" / results.REQUESTS)["ok"].sum() >= RATE
