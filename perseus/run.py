@@ -180,6 +180,9 @@ def prepare(
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
 
 
+DEFAULT_MASTER_PORT = 5557  # Locust's own default; `perseus worker --master-port` defaults to it too
+
+
 def worker_options(
     scenario: Scenario, local: int, expect: int | None, bind: str, port: int | None
 ) -> WorkerOptions | None:
@@ -212,9 +215,6 @@ def worker_options(
     return WorkerOptions(local, expect, bind, port)
 
 
-DEFAULT_MASTER_PORT = 5557  # Locust's own default
-
-
 def overall_status(manifest: dict) -> str:
     statuses = [d["status"] for d in manifest["deployments"].values()]
     if "interrupted" in statuses or "running" in statuses:
@@ -227,11 +227,11 @@ def overall_status(manifest: dict) -> str:
 class Runner:
     """Runs deployments into one run folder, keeping the manifest current after each."""
 
-    def __init__(self, run_dir: Path, manifest: dict, use_gpu_flag: bool, total: int, workers=None):
+    def __init__(self, run_dir: Path, manifest: dict, use_gpu_flag: bool, total: int):
         from perseus.progress import RunDisplay
 
         self.run_dir, self.manifest, self.use_gpu = run_dir, manifest, use_gpu_flag
-        self.workers = workers  # a distributed.Master, or None: load from this process
+        self.workers = None  # a distributed.Master (set by execute()), or None: load from this process
         self.display = RunDisplay(total)
         self.index = 0
 

@@ -119,6 +119,17 @@ def test_workers_refuse_the_embedded_strategy(bad_run):
     assert "embedded" in line
 
 
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [(["--master-port", "0"], "--master-port"), (["--server-url", "triton:8000"], "--server-url")],
+)
+def test_bad_worker_command_flags(cli, args, field):
+    proc = cli(["worker", "--master", "127.0.0.1", *args], timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith(f"perseus: command line: {field}: "), proc.stderr
+
+
 def test_missing_scenario(bad_run):
     line = bad_run(None, field=None, name="absent.toml")
     assert line.endswith("absent.toml: no such file")
@@ -152,13 +163,14 @@ def test_report_on_a_folder_without_manifest(tmp_path: Path, cli):
     ("args", "words"),
     [
         ([], ["run", "report", "models", "doctor"]),
-        (["run"], ["SCENARIO_FILE", "--out", "--duration", "--warmup", "--no-baselines"]),
+        (["run"], ["SCENARIO_FILE", "--out", "--duration", "--warmup", "--no-baselines", "--workers", "--master-bind"]),
+        (["worker"], ["--master", "--master-port", "--server-url", "perseus run"]),
         (["report"], ["RUN_DIR"]),
         (["models"], ["build"]),
         (["models", "build"], ["--repository", "--force"]),
         (["doctor"], ["tritonserver", "GPU"]),
     ],
-    ids=["perseus", "run", "report", "models", "models-build", "doctor"],
+    ids=["perseus", "run", "worker", "report", "models", "models-build", "doctor"],
 )
 def test_help(cli, args, words):
     proc = cli([*args, "--help"])
