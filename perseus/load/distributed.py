@@ -24,6 +24,7 @@ NTP-synchronised so the shards start together.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import subprocess
 import sys
@@ -54,8 +55,6 @@ CONNECT_TIMEOUT_S = 60.0  # for the expected workers to connect
 # After an abort, how long the master waits for workers to send what they measured.
 DRAIN_S = ABORT_GRACE_S + 3.0
 WAIT_NOTE_EVERY_S = 5.0
-# Bind addresses meaning "every interface"; local workers then reach the master on loopback.
-EVERY_INTERFACE = ("", "*", "0.0.0.0")  # noqa: S104 - recognised here, only bound when the user asks
 
 
 class WorkerError(PerseusError):
@@ -93,7 +92,14 @@ class _Shard:
     records: int = 0
     duplicates: int = 0
     counters: dict[str, list[int]] = field(default_factory=dict)
-    done: dict | None = None
+    done: dict | None = None  # the worker's final report: batches and records it sent
+
+    @property
+    def complete(self) -> bool:
+        """Every batch the worker says it sent arrived, once."""
+        return (
+            self.done is not None and len(self.batches) == self.done["batches"] and self.records == self.done["records"]
+        )
 
 
 class Master:
@@ -134,8 +140,10 @@ class Master:
 
     def start(self) -> None:
         _quiet_locust()
+        # Bound to every interface (0.0.0.0, only when the user asks), the master is still reached on loopback here.
+        host = LOOPBACK if ipaddress.ip_address(self.bind).is_unspecified else self.bind
         if self.port is None:
-            self.port = free_ports(1, LOOPBACK if self.bind in EVERY_INTERFACE else self.bind)[0]
+            self.port = free_ports(1, host)[0]
         self.env = Environment(user_classes=[_shard_user(None)])
         try:
             self.runner = self.env.create_master_runner(master_bind_host=self.bind, master_bind_port=self.port)
@@ -143,7 +151,6 @@ class Master:
             raise WorkerError(f"cannot listen for workers on {self.bind}:{self.port}: {exc}") from None
         for kind, handler in ((RECORDS, self._on_records), (DONE, self._on_done)):
             self.runner.register_message(kind, handler)
-        host = LOOPBACK if self.bind in EVERY_INTERFACE else self.bind
         for i in range(self.local_workers):
             self.procs.append(self._spawn(i, host))
 
@@ -161,9 +168,6 @@ class Master:
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
-
-    def pids(self) -> set[int]:
-        return {p.pid for p in self.procs if p.poll() is None}
 
     def ready_clients(self) -> list[str]:
         """Connected workers that are idle, in the order of Locust's worker index."""
@@ -354,11 +358,10 @@ class DistributedLoad:
             if shard.done is None:
                 self.problems.append(f"worker {shard.number}: no final report; {shard.records} records received")
                 continue
-            sent_batches, sent_records = shard.done["batches"], shard.done["records"]
-            if len(shard.batches) != sent_batches or shard.records != sent_records:
+            if not shard.complete:
                 self.problems.append(
-                    f"worker {shard.number}: received {shard.records} of {sent_records} records "
-                    f"({len(shard.batches)} of {sent_batches} batches)"
+                    f"worker {shard.number}: received {shard.records} of {shard.done['records']} records "
+                    f"({len(shard.batches)} of {shard.done['batches']} batches)"
                 )
         if self.problems and not self.abort_reason:
             self.abort_reason = "; ".join(self.problems)
@@ -372,9 +375,7 @@ class DistributedLoad:
                 "records": s.records,
                 "batches": len(s.batches),
                 "duplicate_batches_dropped": s.duplicates,
-                "complete": s.done is not None
-                and len(s.batches) == s.done["batches"]
-                and s.records == s.done["records"],
+                "complete": s.complete,
             }
             for s in self.shards.values()
         ]
