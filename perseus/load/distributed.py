@@ -95,6 +95,11 @@ class _Shard:
     done: dict | None = None  # the worker's final report: batches and records it sent
 
     @property
+    def label(self) -> str:
+        """How reasons name it: its shard number, and Locust's id (host name + random), as in the manifest."""
+        return f"worker {self.number} ({self.client_id})"
+
+    @property
     def complete(self) -> bool:
         """Every batch the worker says it sent arrived, once."""
         return (
@@ -286,7 +291,7 @@ class DistributedLoad:
             return
         shard.done = data
         if data.get("error"):
-            self.abort(f"worker {shard.number}: {data['error']}")
+            self.abort(f"{shard.label}: {data['error']}")
 
     def _update_counters(self) -> None:
         totals: dict[str, list[int]] = {}
@@ -350,17 +355,17 @@ class DistributedLoad:
     def _check_workers(self) -> None:
         for shard in self.shards.values():
             if shard.done is None and self.master.lost(shard.client_id):
-                self.abort(f"worker {shard.number} ({shard.client_id}) stopped answering")
+                self.abort(f"{shard.label} stopped answering")
 
     def _verify(self) -> None:
         """Every batch a worker says it sent arrived exactly once; otherwise the deployment failed."""
         for shard in self.shards.values():
             if shard.done is None:
-                self.problems.append(f"worker {shard.number}: no final report; {shard.records} records received")
+                self.problems.append(f"{shard.label}: no final report; {shard.records} records received")
                 continue
             if not shard.complete:
                 self.problems.append(
-                    f"worker {shard.number}: received {shard.records} of {shard.done['records']} records "
+                    f"{shard.label}: received {shard.records} of {shard.done['records']} records "
                     f"({len(shard.batches)} of {shard.done['batches']} batches)"
                 )
         if self.problems and not self.abort_reason:

@@ -77,9 +77,13 @@ class Run:
         return results.read_manifest(self.run_dir)
 
 
+def _worker_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "perseus", "worker", "--master", "127.0.0.1", "--master-port", str(port)]
+
+
 def _worker(port: int, tmpdir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "perseus", "worker", "--master", "127.0.0.1", "--master-port", str(port)],
+        _worker_command(port),
         env=cli_env(tmpdir),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -243,4 +247,43 @@ def test_ctrl_c_stops_master_workers_and_server(tmp_path: Path):
         assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     finally:
         proc.kill()
+        kill_ours(marker)
+
+
+def test_a_worker_that_cannot_reach_the_server_fails_the_deployment_with_its_reason(tmp_path: Path):
+    """A worker on another machine may not reach the server the master announces: say which and why."""
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(SCENARIO.format(duration=2))
+    marker, run_dir = tmp_path / "tmp", tmp_path / "run"
+    port = free_ports(1)[0]
+    dead_end = f"http://127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
+    joined = subprocess.Popen(
+        [*_worker_command(port), "--server-url", dead_end],
+        env=cli_env(marker),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        proc = run_cli(
+            ["run", scenario, "--out", run_dir, "--workers", "1", "--expect-workers", "2", "--master-port", port],
+            tmpdir=marker,
+            timeout=240,
+        )
+        _stop(joined)
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+        entry = results.read_manifest(run_dir)["deployments"]["shared"]
+        assert entry["status"] == "failed"
+        (good,) = [w for w in entry["workers"] if w["records"] > 0]  # the local worker's shard is kept
+        (bad,) = [w for w in entry["workers"] if w is not good]
+        # Named by shard and Locust id (as in the manifest), with the worker's own reason.
+        named = f"worker {bad['worker']} ({bad['client_id']}): ServerError: "
+        assert entry["reason"].startswith(named), entry["reason"]
+        assert dead_end in entry["reason"]
+        assert good["complete"] and len(results.read_requests(run_dir)) == good["records"]
+        assert triton_processes(marker) == []
+    finally:
+        joined.kill()
         kill_ours(marker)
