@@ -234,7 +234,11 @@ def test_a_lost_worker_fails_the_deployment_and_keeps_the_records(tmp_path: Path
 def test_ctrl_c_stops_master_workers_and_server(tmp_path: Path):
     proc, run_dir, marker = _start_and_wait_for_load(tmp_path, duration=20)
     try:
-        workers = _perseus_workers(psutil.Process(proc.pid))
+        master = psutil.Process(proc.pid)
+        workers = _perseus_workers(master)
+        # The master's port for workers (and anything else it listens on) is on loopback by default.
+        listening = [c.laddr.ip for c in master.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening and set(listening) == {"127.0.0.1"}, listening
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, stderr
