@@ -2,7 +2,7 @@
 
 ``RECIPES`` names every model; ``build_model`` writes one into a Triton model repository
 (config.pbtxt for the Python backend, configs/onnxruntime.pbtxt for the ONNX Runtime backend,
-recipe.toml, 1/model.py and, built on demand, 1/model.onnx).
+recipe.toml, and the generated 1/model.py and 1/model.onnx, which are never committed).
 """
 
 from perseus.models.build import build_model, missing_models, read_recipe, recipe_to_toml

@@ -1,6 +1,7 @@
 """Triton Python-backend model that serves ``model.onnx`` with onnxruntime.
 
-perseus copies this file into every zoo model's version directory as ``model.py``. It only runs
+perseus writes this file into every zoo model's version directory as ``model.py`` (generated, never
+committed: this is the one copy in the source tree; see ``perseus/models/build.py``). It only runs
 inside Triton's Python backend stub (``triton_python_backend_utils`` exists nowhere else), so perseus
 itself never imports it.
 

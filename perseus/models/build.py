@@ -5,8 +5,13 @@ Layout of one model directory::
     <repo>/<name>/config.pbtxt              Python backend (the bundled CPU tritonserver)
     <repo>/<name>/configs/onnxruntime.pbtxt ONNX Runtime backend (--model-config-name=onnxruntime)
     <repo>/<name>/recipe.toml               how to rebuild model.onnx
-    <repo>/<name>/1/model.py                copy of perseus/models/backend_model.py
-    <repo>/<name>/1/model.onnx              built on demand, never committed
+    <repo>/<name>/1/model.py                perseus/models/backend_model.py, written by every build
+    <repo>/<name>/1/model.onnx              built on demand
+
+Only recipe.toml and the two configs are committed. ``1/model.py`` and ``1/model.onnx`` are generated
+(and ignored by git), so backend_model.py is the one source of the backend model: a folder whose
+``1/model.py`` is missing or differs from it counts as not built (``missing_models``), and the next
+``perseus run`` or ``perseus models build`` rewrites it.
 
 ``recipe.toml`` holds ``kind``, ``seed``, ``max_batch_size``, ``description`` and a ``[params]``
 table. Files are written atomically and only when their content changes, so a build is idempotent
@@ -77,7 +82,7 @@ def build_model(
     _write_text(
         model_dir / ONNXRUNTIME_CONFIG_FILE, render_config(name, recipe, "onnxruntime", instance_kind="KIND_GPU")
     )
-    _write_text(model_dir / BACKEND_FILE, _BACKEND_SOURCE.read_text())
+    _write_text(model_dir / BACKEND_FILE, _backend_source())
 
     onnx_path = model_dir / ONNX_FILE
     stale = force or recipe_changed
@@ -89,9 +94,23 @@ def build_model(
 
 
 def missing_models(repo: Path, names: Iterable[str]) -> list[str]:
-    """Names whose directory has a recipe.toml but no built model.onnx (buildable, not built)."""
+    """Names whose directory has a recipe.toml but is not fully built: no model.onnx, or a 1/model.py
+    that is missing or not backend_model.py's current text (a fresh clone, or an older perseus)."""
     repo = Path(repo)
-    return [name for name in names if (repo / name / RECIPE_FILE).is_file() and not (repo / name / ONNX_FILE).is_file()]
+    return [name for name in names if (repo / name / RECIPE_FILE).is_file() and not _is_built(repo / name)]
+
+
+def _is_built(model_dir: Path) -> bool:
+    if not (model_dir / ONNX_FILE).is_file():
+        return False
+    try:
+        return (model_dir / BACKEND_FILE).read_text() == _backend_source()
+    except (OSError, UnicodeDecodeError):  # missing, a folder, unreadable: all rebuilt the same way
+        return False
+
+
+def _backend_source() -> str:
+    return _BACKEND_SOURCE.read_text()
 
 
 def read_recipe(path: Path) -> Recipe:

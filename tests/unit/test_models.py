@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 import types
 from dataclasses import replace
@@ -30,11 +32,14 @@ from perseus.models import (
     render_config,
     signature,
 )
+from perseus.models.ensure import ensure_built
 
 TINY = ["resnet_tiny", "bert_tiny", "lstm_tiny"]
 SMALL = ["resnet", "bert", "lstm"]
 NUMPY_DTYPES = {"FP32": np.float32, "INT64": np.int64}
-REPO_MODELS = Path(__file__).resolve().parents[2] / "model_repository"
+ROOT = Path(__file__).resolve().parents[2]
+REPO_MODELS = ROOT / "model_repository"
+BACKEND_SOURCE = ROOT / "perseus/models/backend_model.py"
 
 
 def _example_inputs(recipe: Recipe, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -212,8 +217,7 @@ def test_build_model_writes_the_layout_and_is_idempotent(tmp_path, name):
         assert (model_dir / rel).is_file(), rel
     assert parse_config((model_dir / "config.pbtxt").read_text()).backend == "python"
     assert parse_config((model_dir / "configs/onnxruntime.pbtxt").read_text()).name == name
-    source = Path(__file__).resolve().parents[2] / "perseus/models/backend_model.py"
-    assert (model_dir / "1/model.py").read_text() == source.read_text()
+    assert (model_dir / "1/model.py").read_text() == BACKEND_SOURCE.read_text()
     onnx.checker.check_model(str(model_dir / "1/model.onnx"))
 
     before = {rel: (model_dir / rel).stat().st_mtime_ns for rel in EXPECTED_FILES}
@@ -249,6 +253,32 @@ def test_build_model_without_onnx_and_missing_models(tmp_path):
     assert (tmp_path / "bert_base/config.pbtxt").is_file()
     names = ["bert_base", "lstm_tiny", "not_a_zoo_model", "absent"]
     assert missing_models(tmp_path, names) == ["bert_base"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "stale"])
+def test_a_missing_or_stale_model_py_counts_as_not_built_and_is_rewritten(tmp_path, damage):
+    """1/model.py is generated, not committed: a fresh clone lacks it, an older build has an old copy."""
+    model_dir = build_model(tmp_path, "lstm_tiny")
+    backend, onnx_path = model_dir / "1/model.py", model_dir / "1/model.onnx"
+    weights = onnx_path.stat().st_mtime_ns
+    if damage == "missing":
+        backend.unlink()
+    else:
+        backend.write_text(BACKEND_SOURCE.read_text().replace("onnxruntime", "an older onnxruntime", 1))
+    assert missing_models(tmp_path, ["lstm_tiny"]) == ["lstm_tiny"]
+
+    assert ensure_built(tmp_path, ["lstm_tiny"]) == [model_dir]  # what `perseus run` calls
+    assert backend.read_text() == BACKEND_SOURCE.read_text()
+    assert onnx_path.stat().st_mtime_ns == weights  # the recipe did not change: the weights are kept
+    assert missing_models(tmp_path, ["lstm_tiny"]) == []
+
+
+def test_models_build_rewrites_a_stale_model_py(tmp_path):
+    """`perseus models build` (build_model with the recipe on disk) rewrites an old copy too."""
+    model_dir = build_model(tmp_path, "lstm_tiny", write_onnx=False)
+    (model_dir / "1/model.py").write_text("# an old backend model\n")
+    build_model(tmp_path, "lstm_tiny", write_onnx=False)
+    assert (model_dir / "1/model.py").read_text() == BACKEND_SOURCE.read_text()
 
 
 def test_build_model_without_any_recipe_is_an_input_error(tmp_path):
@@ -288,10 +318,9 @@ def test_read_recipe_accepts_hand_written_toml_and_rejects_bad_ones(tmp_path):
 
 
 def test_committed_repository_matches_the_registry():
-    """model_repository/ holds every registry model's generated files (not its ONNX weights)."""
+    """model_repository/ holds every registry model's recipe and configs (1/ is generated)."""
     if not REPO_MODELS.is_dir():
         pytest.skip("no model_repository/ in this checkout")
-    source = (Path(__file__).resolve().parents[2] / "perseus/models/backend_model.py").read_text()
     for name, recipe in RECIPES.items():
         model_dir = REPO_MODELS / name
         assert read_recipe(model_dir / "recipe.toml") == recipe, name
@@ -299,7 +328,27 @@ def test_committed_repository_matches_the_registry():
         assert (model_dir / "configs/onnxruntime.pbtxt").read_text() == render_config(
             name, recipe, "onnxruntime", instance_kind="KIND_GPU"
         )
-        assert (model_dir / "1/model.py").read_text() == source, f"{name}: stale model.py"
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+
+
+def test_git_holds_one_backend_model_and_every_hand_written_one():
+    """No committed copy of backend_model.py; every Python model that no recipe builds is committed."""
+    if shutil.which("git") is None or _git("rev-parse", "--git-dir").returncode != 0:
+        pytest.skip("not a git checkout")
+    source = BACKEND_SOURCE.read_text()
+    tracked = set(_git("ls-files", "model_repository").stdout.splitlines())
+    for model_dir in sorted(p for p in REPO_MODELS.iterdir() if (p / "config.pbtxt").is_file()):
+        rel = f"model_repository/{model_dir.name}/1/model.py"
+        ignored = _git("check-ignore", "-q", "--no-index", rel).returncode == 0
+        if (model_dir / "recipe.toml").is_file():
+            assert rel not in tracked, f"{rel}: a committed copy of backend_model.py (it is generated)"
+            assert ignored, f"{rel}: generated, so .gitignore must ignore it"
+        elif parse_config((model_dir / "config.pbtxt").read_text()).backend == "python":
+            assert not ignored, f"{rel}: hand-written, so .gitignore must not ignore it (add a ! line)"
+            assert (model_dir / "1/model.py").read_text() != source, f"{rel}: a copy; give it a recipe.toml"
 
 
 # --- the Python-backend model.py, run against a stand-in for triton_python_backend_utils -----------
