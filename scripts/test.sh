@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! bash scripts/setup-browser.sh >/tmp/perseus-setup-browser.log 2>&1; then
-  echo "test.sh: browser tooling not installed (see /tmp/perseus-setup-browser.log); the UI browser test will skip" >&2
+# A private log file, not a fixed /tmp path: concurrent runs or other users cannot clobber it. It is
+# kept (and named) only when the setup fails; a successful setup's log is removed.
+browser_log="$(mktemp -t perseus-setup-browser.XXXXXX)"
+if bash scripts/setup-browser.sh >"$browser_log" 2>&1; then
+  rm -f "$browser_log"
+else
+  echo "test.sh: browser tooling not installed (see $browser_log); the UI browser test will skip" >&2
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
