@@ -2,26 +2,33 @@
 
 Every statistic (throughput, SLA latency, whether an SLA was met) is read from ``Summary.rows``;
 only the latency CDF needs the raw records, as it shows every measured request.
+
+Each plot has a ``_*_figure`` builder that returns the drawn Figure (tests inspect its legends, ticks and
+labels) and a public function that saves it as a PNG. The builders make a plain ``Figure``, not a pyplot
+one: pyplot keeps every figure it made until it is closed, a plain one is freed with its last reference.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from perseus.analysis import cost
-from perseus.analysis.summary import SHARED, SOLO_PREFIX, Summary
+from perseus.analysis.summary import Summary
+
+SHARED, SOLO_PREFIX = "shared", "solo-"  # replaced by the recorded kinds once the panels are split
 
 DPI = 110
 LATENCY_CDF_PNG = "latency_cdf.png"
@@ -37,6 +44,7 @@ SLA_COLOR = "#c0392b"
 KIND_COLORS = {"shared": "#2e86c1", "solo": "#f39c12"}
 OTHER_COLORS = ["#27ae60", "#8e44ad", "#7f8c8d", "#16a085", "#d35400"]
 LOG_SPREAD = 30.0  # switch the latency panel to a log axis when values span more than this factor
+BY_REQUESTS_ALPHA = 0.55  # the by-requests chargeback bar: paler than the by-compute one beside it
 
 
 def _text(s: object) -> str:
@@ -44,10 +52,16 @@ def _text(s: object) -> str:
     return str(s).replace("$", r"\$")
 
 
+# How perseus/plan.py names the shared server and the solo baselines. Only _kind reads them, until the
+# plots take the kind the results record; analysis sits below the plan, so the names are not imported from it.
+_SHARED = "shared"
+_SOLO_PREFIX = "solo-"
+
+
 def _kind(deployment: str) -> str:
-    if deployment == SHARED:
+    if deployment == _SHARED:
         return "shared"
-    if deployment.startswith(SOLO_PREFIX):
+    if deployment.startswith(_SOLO_PREFIX):
         return "solo"
     return deployment
 
@@ -64,8 +78,18 @@ def _colors(deployments: list[str]) -> dict[str, str]:
     return colors
 
 
+def _deployments(summary: Summary) -> list[str]:
+    return list(dict.fromkeys(summary.rows["deployment"]))
+
+
 def _tenants(summary: Summary) -> list[str]:
     return list(dict.fromkeys(summary.rows["tenant"]))
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    return path
 
 
 def _cdf(values: np.ndarray, from_quantiles: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -95,68 +119,95 @@ def _plain_log_ticks(ax, axis: str) -> None:
     )
 
 
+# --- latency CDF ----------------------------------------------------------------------------------------------
+
+
 def latency_cdf(requests: pd.DataFrame, summary: Summary, path: Path) -> Path:
     """One panel per tenant: CDF of successful measured latencies per deployment, SLA as a dashed line."""
-    path = Path(path)
-    tenants = _tenants(summary)
-    if len(requests):
-        measured = requests[~requests["warmup"].astype(bool) & requests["ok"].astype(bool)]
-        latencies = {
-            key: g["latency_ms"].to_numpy(dtype=float)
-            for key, g in measured.groupby(["tenant", "deployment"], sort=False)
-        }
-    else:
-        latencies = {}
+    return _save(_latency_cdf_figure(requests, summary), path)
 
+
+def _latency_cdf_figure(requests: pd.DataFrame, summary: Summary) -> Figure:
+    tenants = _tenants(summary)
     n = max(len(tenants), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.4 * ncols, 4.0 * nrows), squeeze=False)
-    try:
-        _draw_cdfs(fig, axes, summary, tenants, latencies)
-        fig.savefig(path, dpi=DPI)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def _draw_cdfs(fig, axes, summary: Summary, tenants: list[str], latencies: dict) -> None:
-    rows = summary.rows
-    colors = _colors(list(dict.fromkeys(rows["deployment"])))
+    fig = Figure(figsize=(5.4 * ncols, 4.0 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    latencies = _measured_latencies(requests)
+    colors = _colors(_deployments(summary))
     for ax, tenant in zip(axes.flat, tenants, strict=False):
-        trows = rows[rows["tenant"] == tenant]
-        first = trows.iloc[0]
-        sla_ms, sla_pct = float(first["sla_ms"]), float(first["sla_percentile"])
-        series = {}
-        for dep in trows["deployment"]:
-            lat = latencies.get((tenant, dep), np.empty(0))
-            series[dep] = lat[np.isfinite(lat) & (lat > 0)]  # a log axis cannot show 0
-        from_quantiles = sum(len(v) for v in series.values()) > CDF_MAX_POINTS
-        for dep, lat in series.items():
-            if len(lat) == 0:
-                ax.plot([], [], color=colors[_kind(dep)], ls=":", label=f"{_text(dep)}: no successful requests")
-                continue
-            x, y = _cdf(lat, from_quantiles)
-            ax.step(x, y, where="post", color=colors[_kind(dep)], lw=1.6, label=f"{_text(dep)} (n={len(lat):,})")
-        if not any(len(v) for v in series.values()):
-            ax.text(0.5, 0.5, "no successful requests", transform=ax.transAxes, ha="center", va="center")
-            ax.set_xlim(sla_ms / 10, sla_ms * 10)
-        ax.axvline(sla_ms, ls="--", color=SLA_COLOR, lw=1.3, label=f"SLA: {_pctl(sla_pct)} ≤ {sla_ms:g} ms")
-        ax.axhline(sla_pct / 100, ls=":", color="#7f8c8d", lw=0.9)
-        ax.set_xscale("log")
-        _plain_log_ticks(ax, "x")
-        ax.set_ylim(0, 1.02)
-        ax.set_title(_text(f"{tenant} ({first['model']})"), fontsize=11)
-        ax.set_xlabel("latency from scheduled send (ms, log scale)", fontsize=9)
-        ax.set_ylabel("fraction of requests", fontsize=9)
-        ax.tick_params(which="both", labelsize=8)
-        ax.grid(True, which="major", alpha=0.35)
-        ax.grid(True, which="minor", alpha=0.12)
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        _cdf_panel(ax, tenant, summary.rows[summary.rows["tenant"] == tenant], latencies, colors)
     for ax in list(axes.flat)[len(tenants) :]:
         ax.set_visible(False)
     fig.suptitle(_text(f"{summary.scenario}: latency CDF (measured, successful requests)"), fontsize=12)
     fig.tight_layout()
+    return fig
+
+
+def _measured_latencies(requests: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Latencies of the successful measured requests, per (tenant, deployment)."""
+    if not len(requests):
+        return {}
+    measured = requests[~requests["warmup"].astype(bool) & requests["ok"].astype(bool)]
+    groups = measured.groupby(["tenant", "deployment"], sort=False)
+    return {key: g["latency_ms"].to_numpy(dtype=float) for key, g in groups}
+
+
+def _cdf_panel(ax, tenant: str, trows: pd.DataFrame, latencies: dict, colors: dict[str, str]) -> None:
+    """One tenant: a CDF per deployment, its SLA latency dashed and its SLA percentile dotted."""
+    first = trows.iloc[0]
+    sla_ms, sla_pct = float(first["sla_ms"]), float(first["sla_percentile"])
+    series = _loggable_latencies(tenant, trows["deployment"], latencies)
+    _cdf_lines(ax, series, colors)
+    if not any(len(v) for v in series.values()):
+        ax.text(0.5, 0.5, "no successful requests", transform=ax.transAxes, ha="center", va="center")
+        ax.set_xlim(sla_ms / 10, sla_ms * 10)
+    ax.axvline(sla_ms, ls="--", color=SLA_COLOR, lw=1.3, label=f"SLA: {_pctl(sla_pct)} ≤ {sla_ms:g} ms")
+    ax.axhline(sla_pct / 100, ls=":", color="#7f8c8d", lw=0.9)
+    _cdf_axes_style(ax, f"{tenant} ({first['model']})")
+
+
+def _loggable_latencies(tenant: str, deployments: pd.Series, latencies: dict) -> dict[str, np.ndarray]:
+    """Per deployment, the tenant's latencies that a log axis can show: finite and above 0."""
+    series = {}
+    for dep in deployments:
+        lat = latencies.get((tenant, dep), np.empty(0))
+        series[dep] = lat[np.isfinite(lat) & (lat > 0)]
+    return series
+
+
+def _cdf_lines(ax, series: dict[str, np.ndarray], colors: dict[str, str]) -> None:
+    # Large runs are drawn from quantiles: the same curve, far fewer points to render.
+    from_quantiles = sum(len(v) for v in series.values()) > CDF_MAX_POINTS
+    for dep, lat in series.items():
+        color = colors[_kind(dep)]
+        if len(lat) == 0:
+            ax.plot([], [], color=color, ls=":", label=f"{_text(dep)}: no successful requests")
+            continue
+        x, y = _cdf(lat, from_quantiles)
+        ax.step(x, y, where="post", color=color, lw=1.6, label=f"{_text(dep)} (n={len(lat):,})")
+
+
+def _cdf_axes_style(ax, title: str) -> None:
+    ax.set_xscale("log")
+    _plain_log_ticks(ax, "x")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(_text(title), fontsize=11)
+    ax.set_xlabel("latency from scheduled send (ms, log scale)", fontsize=9)
+    ax.set_ylabel("fraction of requests", fontsize=9)
+    ax.tick_params(which="both", labelsize=8)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+
+
+# --- throughput and SLA latency -------------------------------------------------------------------------------
+
+
+def _bar_x(group: int, j: int, n: int, width: float) -> float:
+    """Centre of bar ``j`` of the ``n`` bars side by side in group ``group``."""
+    return group + (j - (n - 1) / 2) * width
 
 
 def _layout(rows: pd.DataFrame, tenants: list[str]) -> tuple[list[tuple[float, float, dict]], float]:
@@ -166,7 +217,7 @@ def _layout(rows: pd.DataFrame, tenants: list[str]) -> tuple[list[tuple[float, f
     bars = []
     for i, group in enumerate(groups):
         for j, r in enumerate(group):
-            bars.append((i + (j - (len(group) - 1) / 2) * width, float(i), r))
+            bars.append((_bar_x(i, j, len(group), width), float(i), r))
     return bars, width
 
 
@@ -181,112 +232,182 @@ def _bar_style(r: dict, color: str) -> dict:
     return {"color": color, "edgecolor": SLA_COLOR, "linewidth": 1.6, "hatch": "///"}
 
 
+def _misses_sla_handle() -> Patch:
+    return Patch(facecolor="white", edgecolor=SLA_COLOR, hatch="///", label="misses SLA")
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """The bars of the throughput figure: (x, group centre, row) each, their width and a colour per kind."""
+
+    bars: list[tuple[float, float, dict]]
+    width: float
+    colors: dict[str, str]
+
+    @property
+    def centers(self) -> list[float]:
+        return sorted({c for _, c, _ in self.bars})
+
+    def first_rows(self) -> dict[float, dict]:
+        """Per group centre, its first row: SLA fields are per tenant, so any row of the group holds them."""
+        return {c: next(r for _, cc, r in self.bars if cc == c) for c in self.centers}
+
+    def color(self, r: dict) -> str:
+        return self.colors[_kind(r["deployment"])]
+
+
 def throughput_p99(summary: Summary, path: Path) -> Path:
     """(a) throughput vs target rate, (b) SLA-percentile latency vs SLA, per tenant and deployment."""
-    path = Path(path)
+    return _save(_throughput_figure(summary), path)
+
+
+def _throughput_figure(summary: Summary) -> Figure:
     tenants = _tenants(summary)
-    fig_w = max(11.0, 2 * (1.6 * len(tenants) + 1.5))
-    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(fig_w, 4.8))
-    try:
-        _draw_bars(fig, ax_t, ax_l, summary, tenants)
-        fig.savefig(path, dpi=DPI)
-    finally:
-        plt.close(fig)
-    return path
+    fig = Figure(figsize=(max(11.0, 2 * (1.6 * len(tenants) + 1.5)), 4.8))
+    ax_t, ax_l = fig.subplots(1, 2)
+    bars = _Bars(*_layout(summary.rows, tenants), _colors(_deployments(summary)))
+    _throughput_panel(ax_t, bars, tenants)
+    _latency_panel(ax_l, bars, tenants)
+    _bar_axes_style((ax_t, ax_l), len(tenants))
+    _bars_legend(fig, bars)
+    fig.suptitle(_text(f"{summary.scenario}: throughput and tail latency per tenant"), fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
 
 
-def _draw_bars(fig, ax_t, ax_l, summary: Summary, tenants: list[str]) -> None:
-    rows = summary.rows
-    colors = _colors(list(dict.fromkeys(rows["deployment"])))
-    bars, width = _layout(rows, tenants)
-    centers = sorted({c for _, c, _ in bars})
-    pctls = sorted({_pctl(float(r["sla_percentile"])) for _, _, r in bars})
-    pctl_name = pctls[0] if len(pctls) == 1 else "SLA-percentile"
+def _throughput_panel(ax, bars: _Bars, tenants: list[str]) -> None:
+    """(a) completed requests/s per bar, each bar's target rate as a black line across it."""
+    top = _throughput_top(bars.bars)
+    for x, _, r in bars.bars:
+        _throughput_bar(ax, x, r, bars.width, bars.color(r), top)
+    ax.set_ylim(0, top)
+    ax.set_ylabel("throughput (completed requests/s)", fontsize=9)
+    ax.set_title("(a) throughput vs target rate", fontsize=11)
+    ax.set_xticks(bars.centers, [_text(t) for t in tenants], fontsize=9)
 
-    # (a) throughput
-    top_t = max([float(r["throughput_rps"]) for _, _, r in bars if np.isfinite(r["throughput_rps"])] + [0.0])
-    top_t = max(top_t, *[float(r["target_rps"]) for _, _, r in bars if np.isfinite(r["target_rps"])], 0.0)
-    top_t = top_t * 1.18 if top_t > 0 else 1.0
-    for x, _, r in bars:
-        v = float(r["throughput_rps"])
-        target = float(r["target_rps"])
-        if np.isfinite(v):
-            ax_t.bar(x, v, width, **_bar_style(r, colors[_kind(r["deployment"])]))
-            above = max(v, target) if np.isfinite(target) else v  # keep the label clear of the target line
-            ax_t.text(x, above + top_t * 0.012, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
-        if np.isfinite(target):
-            ax_t.plot([x - width / 2, x + width / 2], [target] * 2, color="black", lw=2.0)
-    ax_t.set_ylim(0, top_t)
-    ax_t.set_ylabel("throughput (completed requests/s)", fontsize=9)
-    ax_t.set_title("(a) throughput vs target rate", fontsize=11)
 
-    # (b) SLA-percentile latency, failures counted as infinitely late
-    finite = [float(r["sla_latency_ms"]) for _, _, r in bars if np.isfinite(r["sla_latency_ms"])]
-    finite += [float(r["sla_ms"]) for _, _, r in bars]
+def _throughput_top(bars: list[tuple[float, float, dict]]) -> float:
+    """Top of the throughput axis: room above the highest bar or target for its label."""
+    values = [float(r[k]) for _, _, r in bars for k in ("throughput_rps", "target_rps")]
+    top = max([v for v in values if np.isfinite(v)] + [0.0])
+    return top * 1.18 if top > 0 else 1.0
+
+
+def _throughput_bar(ax, x: float, r: dict, width: float, color: str, top: float) -> None:
+    v, target = float(r["throughput_rps"]), float(r["target_rps"])
+    if np.isfinite(v):
+        ax.bar(x, v, width, **_bar_style(r, color))
+        above = max(v, target) if np.isfinite(target) else v  # keep the label clear of the target line
+        ax.text(x, above + top * 0.012, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+    if np.isfinite(target):
+        ax.plot([x - width / 2, x + width / 2], [target] * 2, color="black", lw=2.0)
+
+
+@dataclass(frozen=True)
+class _LatencyAxis:
+    """The latency panel's y axis: log when the values span more than ``LOG_SPREAD``, with room for labels."""
+
+    log: bool
+    bottom: float
+    top: float
+
+    def label_y(self, v: float) -> float:
+        """Where a value label sits, just above a bar of height ``v``."""
+        return v * 1.04 if self.log else v + self.top * 0.01
+
+    def failed_y(self) -> float:
+        """Where "failed" sits, just under the top of the full-height bar."""
+        return self.top / 1.15 if self.log else self.top * 0.97
+
+
+def _latency_values(bars: list[tuple[float, float, dict]]) -> list[float]:
+    """What the latency axis must show: every measured SLA-percentile latency (not failed) and every SLA."""
+    measured = [float(r["sla_latency_ms"]) for _, _, r in bars if np.isfinite(r["sla_latency_ms"])]
+    return measured + [float(r["sla_ms"]) for _, _, r in bars]
+
+
+def _latency_axis(bars: list[tuple[float, float, dict]]) -> _LatencyAxis:
+    finite = _latency_values(bars)
     positive = [v for v in finite if v > 0]
     log = bool(positive) and max(positive) / min(positive) > LOG_SPREAD
-    top_l = max([*finite, 1.0]) * (2.0 if log else 1.18)
-    if log:
-        ax_l.set_yscale("log")
-        ax_l.set_ylim(min(positive) / 2, top_l)
-    else:
-        ax_l.set_ylim(0, top_l)
-    for x, _, r in bars:
-        v = float(r["sla_latency_ms"])
-        style = _bar_style(r, colors[_kind(r["deployment"])])
-        if math.isnan(v):
-            ax_l.text(x, ax_l.get_ylim()[0], "n/a", ha="center", va="bottom", fontsize=7, color="#555555")
-        elif math.isinf(v):
-            ax_l.bar(x, top_l, width, **style)
-            y = top_l / 1.15 if log else top_l * 0.97
-            ax_l.text(x, y, "failed", ha="center", va="top", fontsize=8, color=SLA_COLOR, fontweight="bold",
-                      bbox={"facecolor": "white", "edgecolor": SLA_COLOR, "pad": 1.5, "lw": 0.8})  # fmt: skip
-        else:
-            ax_l.bar(x, v, width, **style)
-            ax_l.text(x, v * 1.04 if log else v + top_l * 0.01, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
-    sla_of = {c: next(r for _, cc, r in bars if cc == c) for c in centers}  # SLA fields are per tenant
-    for c in centers:
-        lo, hi = _group_span(bars, c, width)
-        ax_l.plot([lo - 0.04, hi + 0.04], [sla_of[c]["sla_ms"]] * 2, color=SLA_COLOR, ls="--", lw=1.6)
-    ax_l.set_ylabel(f"{pctl_name} latency (ms{', log scale' if log else ''})", fontsize=9)
-    ax_l.set_title(f"(b) {pctl_name} latency vs SLA (failed requests count as late)", fontsize=11)
+    top = max([*finite, 1.0]) * (2.0 if log else 1.18)
+    return _LatencyAxis(log, min(positive) / 2 if log else 0.0, top)
 
-    if log:
-        _plain_log_ticks(ax_l, "y")
-    ax_t.set_xticks(centers, [_text(t) for t in tenants], fontsize=9)
-    ax_l.set_xticks(
-        centers,
-        [
-            _text(f"{t}\n{_pctl(float(sla_of[c]['sla_percentile']))} ≤ {float(sla_of[c]['sla_ms']):g} ms")
-            for t, c in zip(tenants, centers, strict=True)
-        ],
-        fontsize=9,
-    )
-    for ax in (ax_t, ax_l):
-        ax.set_xlim(-0.6, len(tenants) - 0.4)
+
+def _pctl_name(bars: list[tuple[float, float, dict]]) -> str:
+    """ "p99" when every tenant's SLA is on the same percentile."""
+    pctls = sorted({_pctl(float(r["sla_percentile"])) for _, _, r in bars})
+    return pctls[0] if len(pctls) == 1 else "SLA-percentile"
+
+
+def _latency_panel(ax, bars: _Bars, tenants: list[str]) -> None:
+    """(b) SLA-percentile latency per bar, failures counted as infinitely late; each tenant's SLA dashed."""
+    axis = _latency_axis(bars.bars)
+    if axis.log:
+        ax.set_yscale("log")
+    ax.set_ylim(axis.bottom, axis.top)
+    for x, _, r in bars.bars:
+        _latency_bar(ax, x, float(r["sla_latency_ms"]), bars.width, _bar_style(r, bars.color(r)), axis)
+    first = bars.first_rows()
+    for c, r in first.items():
+        lo, hi = _group_span(bars.bars, c, bars.width)
+        ax.plot([lo - 0.04, hi + 0.04], [r["sla_ms"]] * 2, color=SLA_COLOR, ls="--", lw=1.6)
+    name = _pctl_name(bars.bars)
+    ax.set_ylabel(f"{name} latency (ms{', log scale' if axis.log else ''})", fontsize=9)
+    ax.set_title(f"(b) {name} latency vs SLA (failed requests count as late)", fontsize=11)
+    if axis.log:
+        _plain_log_ticks(ax, "y")
+    ticks = [_sla_tick(t, first[c]) for t, c in zip(tenants, bars.centers, strict=True)]
+    ax.set_xticks(bars.centers, ticks, fontsize=9)
+
+
+def _latency_bar(ax, x: float, v: float, width: float, style: dict, axis: _LatencyAxis) -> None:
+    if math.isnan(v):
+        ax.text(x, ax.get_ylim()[0], "n/a", ha="center", va="bottom", fontsize=7, color="#555555")
+    elif math.isinf(v):
+        ax.bar(x, axis.top, width, **style)
+        ax.text(x, axis.failed_y(), "failed", ha="center", va="top", fontsize=8, color=SLA_COLOR, fontweight="bold",
+                bbox={"facecolor": "white", "edgecolor": SLA_COLOR, "pad": 1.5, "lw": 0.8})  # fmt: skip
+    else:
+        ax.bar(x, v, width, **style)
+        ax.text(x, axis.label_y(v), f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+
+
+def _sla_tick(tenant: str, r: dict) -> str:
+    return _text(f"{tenant}\n{_pctl(float(r['sla_percentile']))} ≤ {float(r['sla_ms']):g} ms")
+
+
+def _bar_axes_style(axes, n_groups: int) -> None:
+    for ax in axes:
+        ax.set_xlim(-0.6, n_groups - 0.4)
         ax.tick_params(axis="y", which="both", labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_axisbelow(True)
 
-    kinds = list(dict.fromkeys(_kind(r["deployment"]) for _, _, r in bars))
-    handles = [Patch(color=colors[k], label=_text(_kind_label(k))) for k in kinds]
+
+def _bars_legend(fig: Figure, bars: _Bars) -> None:
+    kinds = list(dict.fromkeys(_kind(r["deployment"]) for _, _, r in bars.bars))
+    handles = [Patch(color=bars.colors[k], label=_text(_kind_label(k))) for k in kinds]
     handles += [
         Line2D([], [], color="black", lw=2.0, label="target rate"),
         Line2D([], [], color=SLA_COLOR, ls="--", lw=1.6, label="SLA latency target"),
-        Patch(facecolor="white", edgecolor=SLA_COLOR, hatch="///", label="misses SLA"),
+        _misses_sla_handle(),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
-    fig.suptitle(_text(f"{summary.scenario}: throughput and tail latency per tenant"), fontsize=12)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
 
 
-# --- cost per million ---------------------------------------------------------------------------------
+# --- cost per million -----------------------------------------------------------------------------------------
 
 
 def _money(v: float) -> str:
     if not np.isfinite(v):
         return "n/a"
     return f"${v:,.3g}" if v < 1000 else f"${v:,.0f}"
+
+
+def _cost_top(values) -> float:
+    """Top of a cost axis: room above the highest finite bar for its label."""
+    return max((float(v) for v in values if np.isfinite(v)), default=1.0) * 1.2 or 1.0
 
 
 def _cost_bar(ax, x: float, value: float, width: float, style: dict, top: float) -> None:
@@ -299,18 +420,61 @@ def _cost_bar(ax, x: float, value: float, width: float, style: dict, top: float)
 
 def cost_per_million(summary: Summary, path: Path) -> Path:
     """(a) $/1M of the shared server vs the solo fleet; (b) per tenant: solo $/1M vs its chargeback in shared."""
-    path = Path(path)
+    return _save(_cost_figure(summary), path)
+
+
+def _cost_figure(summary: Summary) -> Figure:
     tenants = _tenants(summary)
-    fig_w = max(11.0, 3.0 + 2.2 * len(tenants) + 4.0)
-    fig, (ax_a, ax_b) = plt.subplots(
-        1, 2, figsize=(fig_w, 4.8), gridspec_kw={"width_ratios": [1.0, max(1.5, 0.9 * len(tenants))]}
-    )
-    try:
-        _draw_cost(fig, ax_a, ax_b, summary, tenants)
-        fig.savefig(path, dpi=DPI)
-    finally:
-        plt.close(fig)
-    return path
+    fig = Figure(figsize=(max(11.0, 3.0 + 2.2 * len(tenants) + 4.0), 4.8))
+    ax_a, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, max(1.5, 0.9 * len(tenants))]})
+    colors = _colors(_deployments(summary))
+    groups = _tenant_cost_bars(summary, tenants)
+    _fleet_panel(ax_a, summary, colors)
+    _tenant_cost_panel(ax_b, groups, tenants, colors)
+    _cost_axes_style((ax_a, ax_b))
+    _cost_legend(fig, summary, colors, groups)
+    fig.suptitle(_text(f"{summary.scenario}: cost per million inferences"), fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def _fleet_bars(summary: Summary, colors: dict[str, str]) -> list[tuple[str, float, bool, str]]:
+    """(label, $/1M, SLAs met, colour) per bar: shared vs the solo fleet when the run compares them,
+    else one per deployment."""
+    c = summary.comparison
+    if c is None:
+        return [
+            (d["deployment"], d["cost_per_million_usd"], d["slas_met"], colors[_kind(d["deployment"])])
+            for d in summary.deployments.to_dict("records")
+        ]
+    return [
+        ("shared\n(1 server)", c.shared_cost_per_million_usd, c.shared_slas_met, colors["shared"]),
+        (f"solo\n({c.servers_solo} servers)", c.solo_cost_per_million_usd, c.solo_slas_met, colors["solo"]),
+    ]
+
+
+def _fleet_panel(ax, summary: Summary, colors: dict[str, str]) -> None:
+    """(a) $/1M of the whole mix (or of each deployment), with the savings when the run compares fleets."""
+    fleet = _fleet_bars(summary, colors)
+    top = _cost_top(v for _, v, _, _ in fleet)
+    for i, (_label, v, ok, color) in enumerate(fleet):
+        _cost_bar(ax, i, float(v), 0.6, _bar_style({"sla_met": ok}, color), top)
+    ax.set_xticks(range(len(fleet)), [_text(label) for label, _, _, _ in fleet], fontsize=9)
+    ax.set_xlim(-0.6, len(fleet) - 0.4)
+    ax.set_ylim(0, top)
+    ax.set_ylabel("$ per million inferences", fontsize=9)
+    ax.set_title("(a) per deployment" if summary.comparison is None else "(a) whole tenant mix", fontsize=11)
+    if summary.comparison is not None:
+        _savings_note(ax, summary.comparison.savings_counted)
+
+
+def _savings_note(ax, savings_counted: float) -> None:
+    if np.isfinite(savings_counted):
+        ax.text(0.5, 0.97, f"savings: {savings_counted:.0%}", transform=ax.transAxes, ha="center", va="top",
+                fontsize=9, fontweight="bold")  # fmt: skip
+    else:
+        ax.text(0.5, 0.97, "savings not counted:\nan SLA is missed", transform=ax.transAxes, ha="center",
+                va="top", fontsize=8, color=SLA_COLOR)  # fmt: skip
 
 
 def _tenant_cost_bars(summary: Summary, tenants: list[str]) -> list[list[dict]]:
@@ -333,81 +497,51 @@ def _tenant_cost_bars(summary: Summary, tenants: list[str]) -> list[list[dict]]:
     return groups
 
 
-def _draw_cost(fig, ax_a, ax_b, summary: Summary, tenants: list[str]) -> None:
-    colors = _colors(list(dict.fromkeys(summary.rows["deployment"])))
-    c = summary.comparison
-
-    # (a) the whole mix
-    if c is not None:
-        fleet = [
-            ("shared\n(1 server)", c.shared_cost_per_million_usd, c.shared_slas_met, colors["shared"]),
-            (f"solo\n({c.servers_solo} servers)", c.solo_cost_per_million_usd, c.solo_slas_met, colors["solo"]),
-        ]
-        title = "(a) whole tenant mix"
-    else:
-        fleet = [
-            (d["deployment"], d["cost_per_million_usd"], d["slas_met"], colors[_kind(d["deployment"])])
-            for d in summary.deployments.to_dict("records")
-        ]
-        title = "(a) per deployment"
-    values = [float(v) for _, v, _, _ in fleet if np.isfinite(v)]
-    top = max(values, default=1.0) * 1.2 or 1.0
-    for i, (_label, v, ok, color) in enumerate(fleet):
-        _cost_bar(ax_a, i, float(v), 0.6, _bar_style({"sla_met": ok}, color), top)
-    ax_a.set_xticks(range(len(fleet)), [_text(lbl) for lbl, _, _, _ in fleet], fontsize=9)
-    ax_a.set_xlim(-0.6, len(fleet) - 0.4)
-    ax_a.set_ylim(0, top)
-    ax_a.set_ylabel("$ per million inferences", fontsize=9)
-    ax_a.set_title(title, fontsize=11)
-    if c is not None and np.isfinite(c.savings_counted):
-        ax_a.text(0.5, 0.97, f"savings: {c.savings_counted:.0%}", transform=ax_a.transAxes, ha="center", va="top",
-                  fontsize=9, fontweight="bold")  # fmt: skip
-    elif c is not None:
-        ax_a.text(0.5, 0.97, "savings not counted:\nan SLA is missed", transform=ax_a.transAxes, ha="center",
-                  va="top", fontsize=8, color=SLA_COLOR)  # fmt: skip
-
-    # (b) per tenant
-    groups = _tenant_cost_bars(summary, tenants)
+def _tenant_cost_panel(ax, groups: list[list[dict]], tenants: list[str], colors: dict[str, str]) -> None:
+    """(b) per tenant: $/1M on its own server beside its chargeback on the shared one."""
     width = min(0.8 / max((len(g) for g in groups), default=1), 0.3)
-    values = [float(b["value"]) for g in groups for b in g if np.isfinite(b["value"])]
-    top = max(values, default=1.0) * 1.2 or 1.0
-    hows = set()
+    top = _cost_top(b["value"] for g in groups for b in g)
     for i, g in enumerate(groups):
         for j, b in enumerate(g):
-            x = i + (j - (len(g) - 1) / 2) * width
-            style = _bar_style(b, colors[_kind(b["deployment"])])
-            if b["how"] == "by requests":
-                style = {**style, "alpha": 0.55}
-            hows.add(b["how"])
-            _cost_bar(ax_b, x, float(b["value"]), width, style, top)
-    ax_b.set_xticks(range(len(tenants)), [_text(t) for t in tenants], fontsize=9)
-    ax_b.set_xlim(-0.6, len(tenants) - 0.4)
-    ax_b.set_ylim(0, top)
-    ax_b.set_title("(b) per tenant: own server vs its chargeback on the shared one", fontsize=11)
-    for ax in (ax_a, ax_b):
+            _cost_bar(ax, _bar_x(i, j, len(g), width), float(b["value"]), width, _tenant_bar_style(b, colors), top)
+    ax.set_xticks(range(len(tenants)), [_text(t) for t in tenants], fontsize=9)
+    ax.set_xlim(-0.6, len(tenants) - 0.4)
+    ax.set_ylim(0, top)
+    ax.set_title("(b) per tenant: own server vs its chargeback on the shared one", fontsize=11)
+
+
+def _tenant_bar_style(b: dict, colors: dict[str, str]) -> dict:
+    style = _bar_style(b, colors[_kind(b["deployment"])])
+    return {**style, "alpha": BY_REQUESTS_ALPHA} if b["how"] == "by requests" else style
+
+
+def _cost_axes_style(axes) -> None:
+    for ax in axes:
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _text(f"${v:g}")))
 
+
+def _cost_legend(fig: Figure, summary: Summary, colors: dict[str, str], groups: list[list[dict]]) -> None:
     kinds = list(dict.fromkeys(_kind(d) for d in summary.rows["deployment"]))
-    split = "by compute" in hows
-    handles = [
-        Patch(
-            color=colors[k],
-            label=_text(_kind_label(k) + ("; per tenant: split by compute time" if split and k == "shared" else "")),
-        )
-        for k in kinds
-    ]
+    split = any(b["how"] == "by compute" for g in groups for b in g)
+    handles = [_cost_kind_handle(k, colors, split) for k in kinds]
     if split:
-        handles.append(Patch(facecolor=colors["shared"], alpha=0.55, label="shared, per tenant: split by requests"))
-    handles.append(Patch(facecolor="white", edgecolor=SLA_COLOR, hatch="///", label="misses SLA"))
+        handles.append(
+            Patch(facecolor=colors["shared"], alpha=BY_REQUESTS_ALPHA, label="shared, per tenant: split by requests")
+        )
+    handles.append(_misses_sla_handle())
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
-    fig.suptitle(_text(f"{summary.scenario}: cost per million inferences"), fontsize=12)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
 
 
-# --- GPU timeline -------------------------------------------------------------------------------------------
+def _cost_kind_handle(kind: str, colors: dict[str, str], split: bool) -> Patch:
+    # With a chargeback split, the solid shared bars of panel (b) are the split by compute time.
+    note = "; per tenant: split by compute time" if split and kind == "shared" else ""
+    return Patch(color=colors[kind], label=_text(_kind_label(kind) + note))
+
+
+# --- GPU timeline ---------------------------------------------------------------------------------------------
 
 GPU_PANELS = (
     ("gpu_util_percent", "GPU utilisation (%)", 1.0),
@@ -433,59 +567,77 @@ def _request_rates(requests: pd.DataFrame, deployment: str) -> dict[str, pd.Seri
 def gpu_timeline(requests: pd.DataFrame, summary: Summary, telemetry: pd.DataFrame, path: Path) -> Path:
     """Per deployment with NVML telemetry: utilisation, power and memory over time, with each tenant's request
     rate (completed per second) on a second axis."""
-    path = Path(path)
+    return _save(_gpu_figure(requests, summary, telemetry), path)
+
+
+def _gpu_figure(requests: pd.DataFrame, summary: Summary, telemetry: pd.DataFrame) -> Figure:
     nv = telemetry[telemetry["source"] == cost.NVML]
-    deployments = [d for d in dict.fromkeys(summary.rows["deployment"]) if (nv["deployment"] == d).any()]
+    deployments = [d for d in _deployments(summary) if (nv["deployment"] == d).any()]
     n = max(len(deployments), 1)
-    fig, axes = plt.subplots(n, 3, figsize=(16, 2.9 * n + 0.9), squeeze=False)
-    try:
-        _draw_gpu(fig, axes, requests, summary, nv, deployments)
-        fig.savefig(path, dpi=DPI)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def _draw_gpu(fig, axes, requests: pd.DataFrame, summary: Summary, nv: pd.DataFrame, deployments: list[str]) -> None:
+    fig = Figure(figsize=(16, 2.9 * n + 0.9))
+    axes = fig.subplots(n, 3, squeeze=False)
     tenants = _tenants(summary)
     tcolor = {t: TENANT_COLORS[i % len(TENANT_COLORS)] for i, t in enumerate(tenants)}
     for i, (row, dep) in enumerate(zip(axes, deployments, strict=False)):
         dev = cost.device_rows(nv[nv["deployment"] == dep])
-        rates = _request_rates(requests, dep)
-        top_rate = max((float(r.max()) for r in rates.values() if len(r)), default=1.0) * 1.15 or 1.0
-        start = min([float(dev["t_s"].min())] + [float(r.index.min()) for r in rates.values() if len(r)])
-        for ax, (metric, label, scale) in zip(row, GPU_PANELS, strict=True):
-            data = dev[dev["metric"] == metric]
-            for gpu, g in data.groupby("gpu", sort=True):
-                g = g.sort_values("t_s")
-                name = f"GPU {gpu}" if data["gpu"].nunique() > 1 else "GPU"
-                ax.plot(g["t_s"], g["value"] * scale, color="black", lw=1.1, label=name)
-            if not len(data):
-                ax.text(0.5, 0.5, "not reported", transform=ax.transAxes, ha="center", va="center", color="#777777")
-            if start < 0:
-                ax.axvspan(start, 0, color="#7f8c8d", alpha=0.12, lw=0)
-            ax.set_ylim(bottom=0)
-            if metric == "gpu_util_percent":
-                ax.set_ylim(0, 105)
-            ax.set_title(_text(f"{dep}: {label}"), fontsize=10)
-            if i == len(deployments) - 1:
-                ax.set_xlabel("time since measurement start (s)", fontsize=8)
-            ax.tick_params(labelsize=8)
-            ax.grid(True, alpha=0.3)
-            twin = ax.twinx()
-            for tenant, r in rates.items():
-                twin.step(r.index + 0.5, r.to_numpy(), where="mid", color=tcolor.get(tenant, "#888888"), lw=0.9,
-                          alpha=0.75, ls="--")  # fmt: skip
-            twin.set_ylim(0, top_rate)
-            twin.tick_params(labelsize=7, colors="#555555")
-            if ax is row[-1]:
-                twin.set_ylabel("completed requests/s", fontsize=8, color="#555555")
+        _gpu_row(row, dep, dev, _request_rates(requests, dep), tcolor, last=i == len(deployments) - 1)
+    _gpu_legend(fig, tenants, tcolor)
+    fig.suptitle(_text(f"{summary.scenario}: GPU over time, with each tenant's request rate"), fontsize=12)
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def _gpu_row(row, dep: str, dev: pd.DataFrame, rates: dict[str, pd.Series], tcolor: dict, last: bool) -> None:
+    """One deployment: a panel per GPU metric, each with the tenants' request rates on a second axis."""
+    top_rate = max((float(r.max()) for r in rates.values() if len(r)), default=1.0) * 1.15 or 1.0
+    # Warm-up happens before 0 s: shade it from the earliest sample or completion.
+    start = min([float(dev["t_s"].min())] + [float(r.index.min()) for r in rates.values() if len(r)])
+    for ax, panel in zip(row, GPU_PANELS, strict=True):
+        _gpu_panel(ax, dep, dev, panel, start, last)
+        _rate_twin(ax, rates, tcolor, top_rate, label=ax is row[-1])
+
+
+def _gpu_panel(ax, dep: str, dev: pd.DataFrame, panel: tuple[str, str, float], start: float, last: bool) -> None:
+    metric, label, scale = panel
+    data = dev[dev["metric"] == metric]
+    _gpu_lines(ax, data, scale)
+    if not len(data):
+        ax.text(0.5, 0.5, "not reported", transform=ax.transAxes, ha="center", va="center", color="#777777")
+    if start < 0:
+        ax.axvspan(start, 0, color="#7f8c8d", alpha=0.12, lw=0)
+    ax.set_ylim(bottom=0)
+    if metric == "gpu_util_percent":
+        ax.set_ylim(0, 105)
+    ax.set_title(_text(f"{dep}: {label}"), fontsize=10)
+    if last:
+        ax.set_xlabel("time since measurement start (s)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
+
+
+def _gpu_lines(ax, data: pd.DataFrame, scale: float) -> None:
+    several = data["gpu"].nunique() > 1
+    for gpu, g in data.groupby("gpu", sort=True):
+        g = g.sort_values("t_s")
+        ax.plot(g["t_s"], g["value"] * scale, color="black", lw=1.1, label=f"GPU {gpu}" if several else "GPU")
+
+
+def _rate_twin(ax, rates: dict[str, pd.Series], tcolor: dict, top_rate: float, label: bool) -> None:
+    twin = ax.twinx()
+    for tenant, r in rates.items():
+        twin.step(r.index + 0.5, r.to_numpy(), where="mid", color=tcolor.get(tenant, "#888888"), lw=0.9,
+                  alpha=0.75, ls="--")  # fmt: skip
+    twin.set_ylim(0, top_rate)
+    twin.tick_params(labelsize=7, colors="#555555")
+    if label:
+        twin.set_ylabel("completed requests/s", fontsize=8, color="#555555")
+
+
+def _gpu_legend(fig: Figure, tenants: list[str], tcolor: dict) -> None:
     handles = [Line2D([], [], color="black", lw=1.1, label="GPU metric")]
     handles += [Line2D([], [], color=tcolor[t], ls="--", lw=0.9, label=_text(f"{t} requests/s")) for t in tenants]
     handles.append(Patch(color="#7f8c8d", alpha=0.12, label="warm-up"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
-    fig.suptitle(_text(f"{summary.scenario}: GPU over time, with each tenant's request rate"), fontsize=12)
-    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
 
 
 def make_plots(
