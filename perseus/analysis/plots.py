@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from perseus.analysis import cost
-from perseus.analysis.summary import Summary
+from perseus.analysis.summary import Comparison, Summary
 
 SHARED, SOLO_PREFIX = "shared", "solo-"  # replaced by the recorded kinds once the panels are split
 
@@ -164,7 +164,7 @@ def _cdf_panel(ax, tenant: str, trows: pd.DataFrame, latencies: dict, colors: di
         ax.text(0.5, 0.5, "no successful requests", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlim(sla_ms / 10, sla_ms * 10)
     ax.axvline(sla_ms, ls="--", color=SLA_COLOR, lw=1.3, label=f"SLA: {_pctl(sla_pct)} ≤ {sla_ms:g} ms")
-    ax.axhline(sla_pct / 100, ls=":", color="#7f8c8d", lw=0.9)
+    ax.axhline(sla_pct / 100, ls=":", color="#7f8c8d", lw=0.9, label=f"{_pctl(sla_pct)} (SLA percentile)")
     _cdf_axes_style(ax, f"{tenant} ({first['model']})")
 
 
@@ -399,10 +399,22 @@ def _bars_legend(fig: Figure, bars: _Bars) -> None:
 # --- cost per million -----------------------------------------------------------------------------------------
 
 
+MONEY_DIGITS = 3
+
+
 def _money(v: float) -> str:
+    """Dollars to three significant digits, trailing zeros kept, so that labels side by side show the same
+    precision: $0.0123, $0.600, $1.20, $1.46, $33.8. From $100, whole dollars ($100, $1,234): as precise,
+    and never in exponent notation."""
     if not np.isfinite(v):
         return "n/a"
-    return f"${v:,.3g}" if v < 1000 else f"${v:,.0f}"
+    rounded = float(f"{v:.{MONEY_DIGITS}g}")  # round first: $99.96 is $100, not $100.0
+    if rounded == 0:
+        return "$0.00"
+    if abs(rounded) >= 10 ** (MONEY_DIGITS - 1):
+        return f"${v:,.0f}"
+    decimals = MONEY_DIGITS - 1 - math.floor(math.log10(abs(rounded)))
+    return f"${rounded:.{decimals}f}"
 
 
 def _cost_top(values) -> float:
@@ -428,11 +440,11 @@ def _cost_figure(summary: Summary) -> Figure:
     fig = Figure(figsize=(max(11.0, 3.0 + 2.2 * len(tenants) + 4.0), 4.8))
     ax_a, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, max(1.5, 0.9 * len(tenants))]})
     colors = _colors(_deployments(summary))
-    groups = _tenant_cost_bars(summary, tenants)
-    _fleet_panel(ax_a, summary, colors)
+    fleet, groups = _fleet_bars(summary, colors), _tenant_cost_bars(summary, tenants)
+    _fleet_panel(ax_a, fleet, summary.comparison)
     _tenant_cost_panel(ax_b, groups, tenants, colors)
     _cost_axes_style((ax_a, ax_b))
-    _cost_legend(fig, summary, colors, groups)
+    _cost_legend(fig, summary, colors, groups, _hatched(fleet, groups))
     fig.suptitle(_text(f"{summary.scenario}: cost per million inferences"), fontsize=12)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
@@ -453,9 +465,8 @@ def _fleet_bars(summary: Summary, colors: dict[str, str]) -> list[tuple[str, flo
     ]
 
 
-def _fleet_panel(ax, summary: Summary, colors: dict[str, str]) -> None:
+def _fleet_panel(ax, fleet: list[tuple[str, float, bool, str]], comparison: Comparison | None) -> None:
     """(a) $/1M of the whole mix (or of each deployment), with the savings when the run compares fleets."""
-    fleet = _fleet_bars(summary, colors)
     top = _cost_top(v for _, v, _, _ in fleet)
     for i, (_label, v, ok, color) in enumerate(fleet):
         _cost_bar(ax, i, float(v), 0.6, _bar_style({"sla_met": ok}, color), top)
@@ -463,9 +474,9 @@ def _fleet_panel(ax, summary: Summary, colors: dict[str, str]) -> None:
     ax.set_xlim(-0.6, len(fleet) - 0.4)
     ax.set_ylim(0, top)
     ax.set_ylabel("$ per million inferences", fontsize=9)
-    ax.set_title("(a) per deployment" if summary.comparison is None else "(a) whole tenant mix", fontsize=11)
-    if summary.comparison is not None:
-        _savings_note(ax, summary.comparison.savings_counted)
+    ax.set_title("(a) per deployment" if comparison is None else "(a) whole tenant mix", fontsize=11)
+    if comparison is not None:
+        _savings_note(ax, comparison.savings_counted)
 
 
 def _savings_note(ax, savings_counted: float) -> None:
@@ -523,7 +534,15 @@ def _cost_axes_style(axes) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _text(f"${v:g}")))
 
 
-def _cost_legend(fig: Figure, summary: Summary, colors: dict[str, str], groups: list[list[dict]]) -> None:
+def _hatched(fleet: list[tuple[str, float, bool, str]], groups: list[list[dict]]) -> bool:
+    """Whether a drawn bar misses its SLA (a bar without a value is drawn as "n/a", never hatched)."""
+    bars = [(v, ok) for _, v, ok, _ in fleet] + [(b["value"], b["sla_met"]) for g in groups for b in g]
+    return any(np.isfinite(v) and not ok for v, ok in bars)
+
+
+def _cost_legend(
+    fig: Figure, summary: Summary, colors: dict[str, str], groups: list[list[dict]], hatched: bool
+) -> None:
     kinds = list(dict.fromkeys(_kind(d) for d in summary.rows["deployment"]))
     split = any(b["how"] == "by compute" for g in groups for b in g)
     handles = [_cost_kind_handle(k, colors, split) for k in kinds]
@@ -531,7 +550,8 @@ def _cost_legend(fig: Figure, summary: Summary, colors: dict[str, str], groups: 
         handles.append(
             Patch(facecolor=colors["shared"], alpha=BY_REQUESTS_ALPHA, label="shared, per tenant: split by requests")
         )
-    handles.append(_misses_sla_handle())
+    if hatched:  # a swatch for hatching no bar shows would read as a missed SLA
+        handles.append(_misses_sla_handle())
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
 
 
