@@ -24,14 +24,28 @@ def sla_latency(latency_ms: np.ndarray, ok: np.ndarray, percentile: float) -> fl
     """The SLA percentile of user-perceived latency, failed requests counted as infinitely late.
 
     A failed request never met its deadline, so it must not improve the tail by being dropped.
+
+    Same ``linear`` method as ``percentiles``: virtual index h = (n - 1) * p / 100 into the sorted
+    values, interpolated between its two neighbours. numpy computes a + (b - a) * gamma, which with
+    b = inf is inf * 0 = nan even when gamma = 0, i.e. when h lands exactly on a finite value (n = 101,
+    p99, one failure: h = 99 is the 100th latency, a real one). So the cases are taken apart here:
+    an exact index returns that order statistic (inf only if it is a failure), interpolation towards
+    a failure is inf (a fraction of the way to infinitely late is still infinitely late), and two
+    finite neighbours are numpy's own result, bit for bit.
     """
-    if len(latency_ms) == 0:
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"percentile {percentile} outside [0, 100]")
+    n = len(latency_ms)
+    if n == 0:
         return float("nan")
-    lat = np.where(ok, latency_ms, np.inf)
-    with np.errstate(invalid="ignore"):  # inf - inf while interpolating: handled below
-        value = float(np.percentile(lat, percentile))
-    # Interpolating towards a failure (inf) gives nan or inf: either way the percentile is a failure.
-    return math.inf if math.isnan(value) else value
+    lat = np.sort(np.where(ok, latency_ms, np.inf))
+    h = (n - 1) * (percentile / 100)  # numpy's virtual index for "linear", evaluated the same way
+    below = math.floor(h)
+    if h == below:
+        return float(lat[below])
+    if math.isinf(lat[below + 1]):
+        return math.inf
+    return float(np.percentile(lat, percentile))
 
 
 def sla_attainment(latency_ms: np.ndarray, ok: np.ndarray, sla_ms: float) -> float:

@@ -1,4 +1,8 @@
-"""Calibration verdicts, computed once as data: measured percentiles vs M/D/1 theory, and harness overhead."""
+"""Calibration verdicts, computed once as data: measured percentiles vs exact M/D/1 theory, and harness overhead.
+
+Theory is the exact Erlang/Crommelin sojourn-time distribution (``theory.md1_percentiles``), not a
+simulation, so the expected figures carry no Monte-Carlo error.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +61,10 @@ def verdict_rows(
     overhead_ms: float,
     seed: int = 0,
 ) -> list[dict]:
-    """One row per percentile: measured vs theory; plus harness rows (lag, achieved rate)."""
+    """One row per percentile: measured vs exact M/D/1 theory; plus harness rows (lag, achieved rate).
+
+    ``seed`` is unused since the theory became exact; it stays for callers that pass it.
+    """
     measured = requests[~requests["warmup"]]
     ok = measured[measured["ok"]]
     lat = ok["latency_ms"].to_numpy()
@@ -66,7 +73,7 @@ def verdict_rows(
     achieved = len(ok) / window
     rate_for_theory = len(measured) / duration_s
     rho = rate_for_theory * service_ms / 1e3
-    theory = md1_percentiles(rate_for_theory, service_ms / 1e3, QS, seed=seed) if rho < 1 else {}
+    theory = md1_percentiles(rate_for_theory, service_ms / 1e3, QS) if rho < 1 else {}
     rows = []
     base = {"deployment": label, "rho_target": rho_target, "rho": rho, "service_ms": service_ms, "requests": len(lat)}
     for q in QS:
