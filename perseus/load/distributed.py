@@ -41,6 +41,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import STATE_MISSING
 
+from perseus import children
 from perseus.errors import PerseusError
 from perseus.load.engine import ABORT_GRACE_S, LoadRun, TenantLoad
 from perseus.load.shards import scenario_from_plan, shard_loads
@@ -167,8 +168,13 @@ class Master:
             log = open(self.log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - the child holds it; closed below
         try:
             # Its own session: a Ctrl-C in the terminal reaches the master, which stops the workers in order.
-            return subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            # It dies with perseus (SIGKILL included), and sees only an allowlist of perseus's environment.
+            return children.spawn(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=children.worker_environment(),
             )
         finally:
             if log is not subprocess.DEVNULL:

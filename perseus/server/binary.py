@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from perseus import children
 from perseus.errors import ServerError
 
-# Environment variables that hold credentials (cloud keys, tokens, passwords): not passed to tritonserver.
-SECRET_ENV = re.compile(
-    r"^(AWS|AZURE|GOOGLE|GCP|HF)_|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_KEY(_ID)?$", re.IGNORECASE
-)
+# What the server gets of perseus's environment, besides perseus.children's base (PATH, HOME, TMPDIR,
+# locale, TZ, LD_LIBRARY_PATH, CUDA_*, NVIDIA_*): thread-pool sizes, which numpy and onnxruntime in
+# the model code read. Nothing else: no credentials (the server and its model code have no use for
+# them), and no PYTHONPATH or PYTHONHOME, which would mix another Python's packages into the stub's.
+SERVER_NAMES = children.THREAD_NAMES
+SERVER_PREFIXES = children.THREAD_PREFIXES
 
 
 @dataclass(frozen=True)
@@ -28,16 +31,16 @@ class TritonInstall:
     python_backend: Path  # backends/python/
     stub: Path  # triton_python_backend_stub for this CPython minor version
 
-    def environment(self) -> dict[str, str]:
-        """Environment for the server process.
+    def environment(self, source: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for the server process, built from an allowlist of ``source`` (default: ours).
 
         The Python backend stub imports model code with the first ``python3`` on PATH, so this
-        interpreter's bin/ goes first (PYTHONPATH alone is not enough; see ENVIRONMENT.md).
-        Credentials are left out: the server and the model code it runs have no use for them.
+        interpreter's bin/ goes first (PYTHONPATH alone is not enough; see ENVIRONMENT.md), and the
+        wheel's shared libraries go first on LD_LIBRARY_PATH.
         """
-        env = {k: v for k, v in os.environ.items() if not SECRET_ENV.search(k)}
+        env = children.environment(source, names=SERVER_NAMES, prefixes=SERVER_PREFIXES)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(self.libs), env.get("LD_LIBRARY_PATH")]))
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
         return env
 
     def make_backend_dir(self, root: Path) -> Path:

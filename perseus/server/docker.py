@@ -7,8 +7,10 @@ on the GPU, where a model has one; config.pbtxt otherwise). Docker picks free ho
 deployment's server.log (``docker logs -f``).
 
 Every exit path removes the container: ``stop()`` runs ``docker stop`` then ``docker rm -f``, and
-``start()`` calls ``stop()`` on any failure, Ctrl-C included. The containers carry the label
-``perseus=1``, so what a SIGKILLed perseus leaves behind is found with
+``start()`` calls ``stop()`` on any failure, Ctrl-C included. If perseus itself dies, SIGKILL
+included, its watchdog runs the same ``docker rm -f`` (perseus.children); the container is started
+with ``--rm`` too, so one that stops is removed by the daemon. The containers carry the label
+``perseus=1``: whatever escapes all that (a daemon unreachable at the time) is found with
 ``docker ps -a --filter label=perseus=1``.
 
 Only the docker CLI is used (argv lists, each with a timeout, never a shell), so the same code drives
@@ -26,6 +28,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from perseus import children
 from perseus.errors import InputError, ServerError
 from perseus.scenario import DEFAULT_DOCKER_IMAGE
 from perseus.server import http_ok
@@ -39,6 +42,9 @@ CONTAINER_REPOSITORY = "/models"
 # The Python backend passes tensors through shared memory; docker's default /dev/shm is 64 MB.
 SHM_SIZE = "1g"
 LABEL = "perseus=1"
+# The only variables of perseus's environment a container gets (with a GPU): which GPUs CUDA uses, so
+# that both launchers serve on the same devices. `--gpus all` exposes every GPU, in the host's order.
+GPU_SELECTION = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 
 # Timeouts of the docker CLI calls, in seconds.
 VERSION_TIMEOUT_S = 15.0  # `docker version` asks the daemon: a hung daemon must not hang perseus
@@ -63,8 +69,25 @@ def _last_line(text: str) -> str:
 
 
 def _cli(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
-    """One docker CLI call: an argv list (never a shell), text output captured, no stdin, a timeout."""
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    """One docker CLI call: an argv list (never a shell), text output captured, no stdin, a timeout.
+
+    The call dies with perseus: a `docker run` left running would start a container after the
+    watchdog's `docker rm -f` has run."""
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+        preexec_fn=children.die_with_parent(),
+    )
+
+
+def container_environment(source: dict[str, str] | None = None) -> dict[str, str]:
+    """The GPU_SELECTION variables set in ``source`` (default: perseus's environment), through the
+    same allowlist as every child of perseus."""
+    return {k: v for k, v in children.environment(source, names=GPU_SELECTION).items() if k in GPU_SELECTION}
 
 
 def docker_status(timeout_s: float = VERSION_TIMEOUT_S) -> tuple[str | None, str | None, str]:
@@ -148,6 +171,7 @@ class DockerServer:
         self.url = self.metrics_url = ""
         self._client = "docker"
         self._created = False  # `docker run` was called: the container may exist, so stop() removes it
+        self._cleanup: children.Cleanup | None = None  # the same removal, should perseus die first
         self._log = None
         self._follower: subprocess.Popen | None = None
         self._alive = False
@@ -179,19 +203,23 @@ class DockerServer:
         ]
 
     def run_argv(self) -> list[str]:
-        """`docker run` for this deployment. No -e/--env: nothing of perseus's environment (credentials
-        included) reaches the container. Triton listens on all interfaces inside the container; the
-        host publishes its ports on loopback only, on ports docker picks."""
+        """`docker run` for this deployment. Of perseus's environment only GPU_SELECTION reaches the
+        container, with a GPU; nothing else (credentials included). Triton listens on all interfaces
+        inside the container; the host publishes its ports on loopback only, on ports docker picks.
+        ``--rm``: a container that stops (crashes, or is stopped by anyone) is removed by the daemon."""
+        env = container_environment() if self.gpu else {}
         return [
             self._client,
             "run",
             "-d",
+            "--rm",
             "--name",
             self.name,
             "--label",
             LABEL,
             f"--shm-size={SHM_SIZE}",
             *(["--gpus", "all"] if self.gpu else []),
+            *(arg for name, value in env.items() for arg in ("-e", f"{name}={value}")),
             *(arg for port in (HTTP, GRPC, METRICS) for arg in ("-p", f"{LOOPBACK}::{port}")),
             *self.mounts(),
             self.image,
@@ -220,6 +248,7 @@ class DockerServer:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._note(f"container {self.name} from {self.image}: {' '.join(argv[1:])}")
         self._created = True
+        self._cleanup = children.when_perseus_dies([self._client, "rm", "-f", self.name])
         try:
             proc = _cli(argv, RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -292,6 +321,9 @@ class DockerServer:
                 if created:
                     self._remove()
             finally:
+                cleanup, self._cleanup = self._cleanup, None
+                if cleanup is not None:
+                    cleanup.release()
                 self._close_log()
 
     def _remove(self) -> None:
@@ -315,7 +347,9 @@ class DockerServer:
                 _, err = proc.communicate()
                 self._note(f"`docker rm -f {self.name}` timed out after {CALL_TIMEOUT_S:g} s: remove it by hand")
                 break
-        if proc.returncode and "no such container" not in (err or b"").decode(errors="replace").lower():
+        said = (err or b"").decode(errors="replace").lower()
+        # With --rm, the daemon may be removing the stopped container already: that is no failure.
+        if proc.returncode and "no such container" not in said and "already in progress" not in said:
             self._note(f"`docker rm -f {self.name}` failed: {_last_line((err or b'').decode(errors='replace'))}")
         if interrupted:
             raise KeyboardInterrupt
@@ -360,6 +394,7 @@ class DockerServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # stopped by stop(), after the container, so the last lines are kept
+            preexec_fn=children.die_with_parent(),
         )
 
     def _close_log(self) -> None:

@@ -2,12 +2,12 @@
 
 Every exit path stops it: ``stop()`` sends SIGTERM to the server's own process group, then SIGKILL
 after a grace period. The group holds the Python-backend stub processes too, so nothing is left.
+When perseus itself is killed, even by SIGKILL, the group dies with it (perseus.children).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import subprocess
@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from perseus import children
 from perseus.errors import ServerError
 from perseus.server import http_ok
 from perseus.server.binary import find_install
@@ -115,13 +116,10 @@ class LocalServer:
         ]
         self._log.flush()
         self._log_offset = self.log_path.stat().st_size
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=install.environment(),
-            start_new_session=True,  # its own process group, so stop() reaches the backend stubs
+        # Its own session and process group, so stop() reaches the backend stubs; the whole group dies
+        # with perseus, SIGKILL included.
+        self._proc = children.spawn(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=install.environment()
         )
 
     def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
@@ -183,23 +181,19 @@ class LocalServer:
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = None
-    if pgid is not None:
-        _signal_group(pgid, signal.SIGTERM)
+    """SIGTERM to the server's process group, then SIGKILL to whatever is left of it.
+
+    The group is signalled even when the server has exited and been reaped already: its Python-backend
+    stubs stay in the group, and outlive a server that was killed (perseus.children says for how long).
+    """
+    if proc.poll() is None:
+        children.signal_group(proc, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=KILL_GRACE_S)
-        # Kill what is left of the group too (backend stubs can outlive the server briefly).
-        _signal_group(pgid, signal.SIGKILL)
+    children.signal_group(proc, signal.SIGKILL)
     try:
         proc.wait(timeout=KILL_GRACE_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+    children.release(proc)

@@ -6,7 +6,8 @@ wrapper. It implements only the subcommands perseus.server.docker uses, with the
 the real CLI that perseus parses:
 
     version --format {{.Server.Version}}      "27.0.0-fake"; FAKE_DOCKER_DAEMON=down: docker's own error
-    run -d --name N [--label L] [--shm-size S] [--gpus G] -p 127.0.0.1::PORT ... -v SRC:DST[:ro] ... IMAGE CMD...
+    run -d [--rm] --name N [--label L] [--shm-size S] [--gpus G] [-e NAME=VALUE ...] -p 127.0.0.1::PORT ...
+        -v SRC:DST[:ro] ... IMAGE CMD...          --rm: the container is removed once it stops, as dockerd does
     port N PORT/tcp                           "127.0.0.1:HOSTPORT"
     logs [-f] N                               the container's output; -f follows until it stops
     inspect -f FORMAT N                       {{.State.Running}}, {{.State.ExitCode}}, {{.State.Status}}
@@ -23,7 +24,8 @@ killed as a whole when the server exits, as a PID namespace would be. What the d
 - ``--model-config-name=onnxruntime`` is DROPPED: the bundled CPU server has no onnxruntime backend,
   so it serves each model's config.pbtxt through the Python backend instead of the native config;
 - ``--gpus`` fails as on a host without the NVIDIA container toolkit (no GPU here);
-- the server's environment is perseus.server.binary's (credentials removed), never the caller's.
+- the server's environment is perseus.server.binary's (an allowlist of the caller's) plus the ``-e``
+  variables, as a container's is the image's plus ``-e``.
 
 State lives in the directory FAKE_DOCKER_STATE: <name>.json (the container), <name>.log (its
 output), <name>.exit (its exit code, once it stopped), and calls.jsonl (every argv, for the tests).
@@ -105,12 +107,13 @@ def cmd_version(args: list[str]) -> int:
 
 
 def parse_run(args: list[str]) -> dict:
-    opts: dict = {"ports": [], "mounts": [], "labels": [], "gpus": None, "name": None, "detach": False}
+    opts: dict = {"ports": [], "mounts": [], "labels": [], "env": {}, "gpus": None, "name": None, "detach": False}
+    opts["rm"] = False
     i = 0
     while i < len(args) and args[i].startswith("-"):
         arg = args[i]
         key, eq, value = arg.partition("=")
-        if key in ("--name", "--label", "--shm-size", "--gpus", "-p", "-v"):
+        if key in ("--name", "--label", "--shm-size", "--gpus", "-p", "-v", "-e", "--env"):
             if not eq:
                 i += 1
                 value = args[i]
@@ -124,8 +127,13 @@ def parse_run(args: list[str]) -> dict:
                 opts["ports"].append(value)
             elif key == "-v":
                 opts["mounts"].append(value)
+            elif key in ("-e", "--env"):
+                env_name, has_value, env_value = value.partition("=")
+                opts["env"][env_name] = env_value if has_value else os.environ.get(env_name, "")
         elif arg == "-d":
             opts["detach"] = True
+        elif arg == "--rm":
+            opts["rm"] = True
         else:
             raise ValueError(f"unknown flag: {arg}")
         i += 1
@@ -189,6 +197,8 @@ def cmd_run(args: list[str]) -> int:
         "id": secrets.token_hex(32),
         "image": opts["image"],
         "labels": opts["labels"],
+        "auto_remove": opts["rm"],
+        "env": opts["env"],
         "repository": str(repository),
         "ports": published,
         "dangling": dangling(repository, mounted),
@@ -245,11 +255,17 @@ def cmd_container(args: list[str]) -> int:
                 *state["args"],
             ]
             server = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=install.environment()
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**install.environment(), **state.get("env", {})},
             )
             write_atomic(STATE / f"{name}.pid", str(server.pid))
             code = server.wait()
     write_atomic(exit_file, str(code if code >= 0 else 128 - code))
+    if state.get("auto_remove"):
+        forget(name)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(os.getpgid(0), signal.SIGKILL)  # PID 1 is gone: the rest of the container goes too
     return code
@@ -348,6 +364,9 @@ def cmd_stop(args: list[str]) -> int:
             while running(name, state) and time.monotonic() < deadline:
                 time.sleep(0.05)
             _kill_group(state)
+        if state.get("auto_remove"):  # dockerd removes a --rm container once it has stopped
+            _wait_gone(state)
+            forget(name)
         print(name)
     return 0
 
@@ -362,14 +381,23 @@ def cmd_rm(args: list[str]) -> int:
             if not force:
                 return fail(f"Error response from daemon: cannot remove container {name}: container is running", 1)
             _kill_group(state)
-            deadline = time.monotonic() + 5
-            while pid_alive(state["supervisor"]) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        for path in (*files(name), STATE / f"{name}.pid"):
-            path.unlink(missing_ok=True)
-        shutil.rmtree(STATE / f"{name}-backends", ignore_errors=True)
+            _wait_gone(state)
+        forget(name)
         print(name)
     return 0
+
+
+def _wait_gone(state: dict, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(state["supervisor"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def forget(name: str) -> None:
+    """The container is removed: its state, log and backend folder go."""
+    for path in (*files(name), STATE / f"{name}.pid"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(STATE / f"{name}-backends", ignore_errors=True)
 
 
 COMMANDS = {

@@ -30,7 +30,17 @@ pytestmark = pytest.mark.integration
 
 MODELS = REPO_ROOT / "model_repository"
 RATE = 20  # requests/s, constant arrivals: exactly RATE x duration requests
-FAKE_SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ", "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-XYZ"}
+# Credentials of every usual kind, planted in perseus's environment: none may reach the server.
+FAKE_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
+    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-XYZ",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
+    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
+    "HF_TOKEN": "hf_perseus_test_secret",
+    "GITHUB_TOKEN": "ghp_perseus_test_secret",
+    "MY_SECRET": "perseus-test-secret-mine",
+    "SOME_API_KEY": "perseus-test-secret-api",
+}
 TENANT = "series"
 
 SCENARIO = """
@@ -91,6 +101,7 @@ class LiveRun:
     folder: Path
     scenario: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.run_dir = self.folder / "run"
@@ -99,7 +110,16 @@ class LiveRun:
         self._out = open(self.folder / "stdout.txt", "w")  # noqa: SIM115 - closed in close()
         self._err = open(self.folder / "stderr.txt", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "perseus.cli", "run", str(self.scenario), "--out", str(self.run_dir)],
+            [
+                sys.executable,
+                "-m",
+                "perseus.cli",
+                "run",
+                str(self.scenario),
+                "--out",
+                str(self.run_dir),
+                *self.extra_args,
+            ],
             cwd=self.folder,
             env=env,
             stdout=self._out,
@@ -269,6 +289,57 @@ def test_server_stalled_then_resumed(live):
     assert_no_orphans(run.marker)
 
 
+# -- perseus itself is killed: SIGKILL leaves it no chance to clean up ----------------------------
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    left = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                left.append(proc)
+    return left
+
+
+def _killed_leaves_nothing(run: LiveRun, tree: list[psutil.Process]) -> float:
+    """SIGKILL perseus; assert that every process of ``tree`` and of the run is gone within 5 s; how long it took."""
+    assert _alive(tree) == tree
+    run.proc.kill()
+    killed_at = time.monotonic()
+    while (_alive(tree) or triton_processes(run.marker)) and time.monotonic() - killed_at < 5:
+        time.sleep(0.05)
+    took = time.monotonic() - killed_at
+    assert [p.info.get("cmdline") or p.pid for p in triton_processes(run.marker)] == []
+    assert [(p.pid, p.name()) for p in _alive(tree)] == []
+    assert_no_orphans(run.marker, grace_s=0)
+    return took
+
+
+def test_sigkill_leaves_no_server_process(live):
+    """tritonserver dies with perseus (parent-death signal), its backend stubs with it (the watchdog)."""
+    run = live(60)
+    run.wait_measuring(min_records=RATE)
+    server = run.server()
+    stubs = server.children(recursive=True)
+    assert stubs and {p.name() for p in stubs} == {"triton_python_backend_stub"}, stubs
+    took = _killed_leaves_nothing(run, [server, *stubs])
+    print(f"server and {len(stubs)} stub(s) gone {took:.2f} s after SIGKILL")
+
+
+def test_sigkill_leaves_no_worker(live):
+    """`perseus run --workers 2`: the local workers die with perseus too."""
+    run = live(60, extra_args=("--workers", "2"))
+    run.wait_measuring(min_records=RATE)
+    perseus = psutil.Process(run.proc.pid)
+    workers = [p for p in perseus.children() if "worker" in p.cmdline()]
+    assert len(workers) == 2, [p.cmdline() for p in perseus.children()]
+    server = run.server()
+    try:
+        took = _killed_leaves_nothing(run, [*workers, server, *server.children(recursive=True)])
+        print(f"2 workers, the server and its stubs gone {took:.2f} s after SIGKILL")
+    finally:
+        for proc in _alive(workers):
+            proc.kill()
+
+
 # -- perseus itself is interrupted -----------------------------------------------------------------
 @dataclass
 class Interrupted:
@@ -278,6 +349,7 @@ class Interrupted:
     listening: list[tuple[int, str, int]]
     server_pids: list[int]
     server_env: dict[str, str]
+    stub_envs: list[dict[str, str]]
     stopped_after_s: float
 
 
@@ -290,11 +362,12 @@ def interrupted(request, tmp_path_factory) -> Interrupted:
         server = run.server()
         server_pids = [server.pid, *(p.pid for p in server.children(recursive=True))]
         listening = listeners([run.proc.pid, *server_pids])
-        server_env = server.environ()
+        server_env = server.environ()  # /proc/PID/environ
+        stub_envs = [p.environ() for p in server.children(recursive=True)]
         run.proc.send_signal(request.param)
         sent_at = time.monotonic()
         code = run.wait(timeout_s=60)
-        yield Interrupted(run, code, before, listening, server_pids, server_env, time.monotonic() - sent_at)
+        yield Interrupted(run, code, before, listening, server_pids, server_env, stub_envs, time.monotonic() - sent_at)
     finally:
         run.close()
 
@@ -339,10 +412,18 @@ def test_every_listener_is_loopback(interrupted):
 
 
 def test_the_server_gets_no_credentials(interrupted):
-    """perseus had fake AWS keys in its environment; tritonserver (and the model code it runs) did not."""
+    """perseus had fake credentials in its environment; tritonserver and its stubs (the model code) did not."""
+    from perseus import children
+
     assert interrupted.server_env, "could not read the server's environment"
-    assert not set(FAKE_SECRETS) & set(interrupted.server_env)
-    assert not set(FAKE_SECRETS.values()) & set(interrupted.server_env.values())
+    assert interrupted.stub_envs, "could not read the stubs' environment"
+    for env in (interrupted.server_env, *interrupted.stub_envs):
+        assert not set(FAKE_SECRETS) & set(env)
+        assert not set(FAKE_SECRETS.values()) & set(env.values())
+    # Built from the allowlist: only names that the base list or the thread settings allow.
+    allowed = children.BASE_NAMES | children.THREAD_NAMES
+    prefixes = children.BASE_PREFIXES + children.THREAD_PREFIXES
+    assert [k for k in interrupted.server_env if k not in allowed and not k.startswith(prefixes)] == []
 
 
 # -- the server never becomes ready ----------------------------------------------------------------

@@ -33,6 +33,7 @@ def source(tmp_path: Path) -> Path:
     """lstm_tiny's configs plus a weights file large enough for render() to symlink it."""
     src = tmp_path / "src"
     shutil.copytree(MODELS / "lstm_tiny", src / "lstm_tiny", ignore=shutil.ignore_patterns("*.onnx", "__pycache__"))
+    (src / "lstm_tiny" / "1").mkdir(exist_ok=True)  # 1/model.py is generated, so a fresh clone has no 1/
     (src / "lstm_tiny" / "1" / "model.onnx").write_bytes(b"\0" * (repository.LINK_ABOVE_BYTES + 1))
     return src
 
@@ -51,17 +52,44 @@ def pairs(argv: list[str], flag: str) -> list[str]:
 def test_argv_cpu(source: Path, tmp_path: Path):
     repo, _ = rendered(source, tmp_path)
     argv = DockerServer(repo, tmp_path / "server.log", deployment="shared").run_argv()
-    assert argv[1:3] == ["run", "-d"]
+    assert argv[1:4] == ["run", "-d", "--rm"]  # the daemon removes a container that stops
     assert "--gpus" not in argv
     assert pairs(argv, "-p") == ["127.0.0.1::8000", "127.0.0.1::8001", "127.0.0.1::8002"]  # loopback, docker's ports
     assert pairs(argv, "--label") == ["perseus=1"]
     assert "--shm-size=1g" in argv
     assert DEFAULT_DOCKER_IMAGE in argv
-    assert not {"-e", "--env", "--env-file", "--privileged", "--network"} & set(argv)
+    assert not {"-e", "--env", "--env-file", "--privileged", "--network"} & set(argv)  # no GPU: no -e at all
     assert not any(a.startswith(("--env=", "-e=", "--network=")) for a in argv)
     image = argv.index(DEFAULT_DOCKER_IMAGE)
     assert argv[image + 1 :][:3] == ["tritonserver", "--model-repository=/models", "--model-config-name=onnxruntime"]
     assert all(a.startswith("-") or i == 0 for i, a in enumerate(argv[image + 1 :]))  # nothing after is an image
+
+
+def test_only_gpu_selection_reaches_the_container(source: Path, tmp_path: Path, monkeypatch):
+    """The same allowlist as the local server's, narrowed to which GPUs CUDA uses; planted credentials stay out."""
+    planted = {
+        "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
+        "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
+        "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
+        "HF_TOKEN": "hf_perseus_test_secret",
+        "GITHUB_TOKEN": "ghp_perseus_test_secret",
+        "MY_SECRET": "perseus-test-secret-mine",
+        "SOME_API_KEY": "perseus-test-secret-api",
+    }
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")  # allowed for the local server; the image sets its own
+    repo, _ = rendered(source, tmp_path, gpu=True)
+    gpu = DockerServer(repo, tmp_path / "server.log", gpu=True).run_argv()
+    cpu = DockerServer(repo, tmp_path / "server.log").run_argv()
+    assert pairs(gpu, "-e") == ["CUDA_VISIBLE_DEVICES=1"]
+    assert gpu.index("-e") < gpu.index(DEFAULT_DOCKER_IMAGE)
+    assert "-e" not in cpu
+    for argv in (gpu, cpu):
+        assert not any(secret in arg for arg in argv for secret in (*planted, *planted.values()))
 
 
 def test_argv_gpu_asks_for_all_gpus(source: Path, tmp_path: Path):

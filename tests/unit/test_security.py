@@ -77,15 +77,48 @@ def test_valid_names_stay_inside_their_folders(tmp_path: Path):
         assert (run_dir / deployment.name).resolve().parent == run_dir.resolve()
 
 
-def test_the_server_gets_no_credentials(monkeypatch):
+# Credentials of every usual kind, planted in perseus's environment: none may reach the server.
+PLANTED_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
+    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
+    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
+    "HF_TOKEN": "hf_perseus_test_secret",
+    "GITHUB_TOKEN": "ghp_perseus_test_secret",
+    "MY_SECRET": "perseus-test-secret-mine",
+    "SOME_API_KEY": "perseus-test-secret-api",
+}
+
+
+def test_the_server_environment_is_an_allowlist(monkeypatch):
+    import sys
+
     from perseus.server.binary import find_install
 
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "perseus-test-secret-XYZ")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPERSEUSTESTKEYXYZ")
-    monkeypatch.setenv("HF_TOKEN", "hf-perseus-test")
-    monkeypatch.setenv("PERSEUS_HARMLESS", "kept")
+    for name, value in PLANTED_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    kept = {"HOME": "/home/p", "TMPDIR": "/tmp/p", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+    kept |= {"CUDA_VISIBLE_DEVICES": "0", "NVIDIA_VISIBLE_DEVICES": "all", "OMP_NUM_THREADS": "2"}
+    for name, value in kept.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PERSEUS_HARMLESS", "not on the list")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")  # would mix another Python's packages into the stub's
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/lib")
+    install = find_install()
+    env = install.environment()
+    assert not set(PLANTED_SECRETS) & set(env)
+    assert not set(PLANTED_SECRETS.values()) & set(env.values())
+    assert {k: env[k] for k in kept} == kept
+    assert "PERSEUS_HARMLESS" not in env and "PYTHONPATH" not in env
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)  # the stub's python3: this venv's
+    assert env["LD_LIBRARY_PATH"].split(":") == [str(install.libs), "/opt/lib"]
+    assert set(env) == {"PATH", "LD_LIBRARY_PATH", *kept}
+
+
+def test_the_server_path_never_gains_the_current_folder(monkeypatch):
+    from perseus.server.binary import find_install
+
+    monkeypatch.delenv("PATH")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     env = find_install().environment()
-    assert "perseus-test-secret-XYZ" not in env.values()
-    assert not {"AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "HF_TOKEN"} & set(env)
-    assert env["PERSEUS_HARMLESS"] == "kept"
-    assert env["PATH"] and "LD_LIBRARY_PATH" in env
+    assert "" not in env["PATH"].split(":") and "" not in env["LD_LIBRARY_PATH"].split(":")
