@@ -45,7 +45,7 @@ import pyarrow as pa
 from perseus import results
 from perseus.load import arrivals
 from perseus.load.inputs import Request
-from perseus.load.recorder import StreamWriter
+from perseus.records import StreamWriter
 
 TENANTS = (("vision", "resnet", 0.35), ("text", "bert", 0.30), ("series", "lstm", 0.20), ("audio", "wav2vec", 0.15))
 FLUSH_S = 1.0

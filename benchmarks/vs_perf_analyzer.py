@@ -47,7 +47,7 @@ from perseus.calibration import model as calibration_model
 from perseus.calibration.theory import md1_percentiles
 from perseus.load import arrivals
 from perseus.load.inputs import build_request
-from perseus.load.recorder import StreamWriter
+from perseus.records import StreamWriter
 from perseus.server.local import LocalServer
 
 HERE = Path(__file__).resolve().parent

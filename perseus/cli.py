@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import shlex
 import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from perseus import results
-from perseus.errors import PerseusError
+from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command
 from perseus.ui import ui_command
@@ -29,46 +25,6 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(prices_app, name="prices")
-
-EXIT_INTERRUPTED = 130
-
-
-def _command() -> str:
-    return shlex.join(["perseus", *sys.argv[1:]])
-
-
-def _exit_for(status: str) -> typer.Exit:
-    return typer.Exit({"completed": 0, "interrupted": EXIT_INTERRUPTED}.get(status, 1))
-
-
-def _report(report, run_dir: Path) -> bool:
-    """Write the report; a bug in the analysis must not cost the measurements, which are on disk."""
-    try:
-        report.build(run_dir)
-        return True
-    except Exception as exc:
-        typer.echo(
-            f"perseus: the measurements in {run_dir} are kept, but building the report failed: {exc!r}", err=True
-        )
-        return False
-
-
-def _terminate_as_interrupt(signum, frame) -> None:
-    """SIGTERM (kill, CI timeouts, container stops) gets the same orderly stop as Ctrl-C."""
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Typed errors become one line on stderr and their exit code; Ctrl-C becomes 130."""
-    try:
-        yield
-    except PerseusError as exc:
-        typer.echo(f"perseus: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("perseus: interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @app.command()
@@ -129,32 +85,34 @@ def run(
     The last line on stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
     kept), 2 bad input, 130 interrupted.
     """
-    from perseus import report
+    from perseus import checks, report
     from perseus import run as runs
+    from perseus.display import RunDisplay
     from perseus.plan import plan
 
-    with _errors():
-        ready = runs.prepare(
+    with errors():
+        checks.check_out(out)
+        ready = checks.prepare(
             scenario_file,
             duration_s=duration,
             warmup_s=warmup,
             baselines=False if no_baselines else None,
             repeat=repeat,
+            say=RunDisplay.say,
         )
-        load_workers = runs.worker_options(ready.scenario, workers, expect_workers, master_bind, master_port)
+        load_workers = checks.worker_options(ready.scenario, workers, expect_workers, master_bind, master_port)
         deployments = plan(ready.scenario)
-        run_dir = runs.prepare_run_dir(out, ready.scenario.name)
-        manifest = runs.new_manifest(
-            scenario_file, ready.raw, ready.scenario, deployments, ready.price, ready.gpus, ready.gpu_note, _command()
-        )
+        run_dir = checks.prepare_run_dir(out, ready.scenario.name)
+        manifest = runs.new_manifest(ready, deployments, command_line())
         runs.save_inputs(run_dir, scenario_file, manifest)
-        status = runs.execute(
-            ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers
-        )
-        if not _report(report, run_dir):
-            status = "failed" if status == "completed" else status
+        with RunDisplay(len(deployments)) as display:
+            status = runs.execute(
+                ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers, display
+            )
+        if not build_report(report.build, run_dir) and status == "completed":
+            status = "failed"
         typer.echo(str(run_dir))
-    raise _exit_for(status)
+    raise exit_for(status)
 
 
 @app.command()
@@ -174,14 +132,13 @@ def worker(
     The worker exits when the master's run ends.
     """
     from perseus.errors import InputError
+    from perseus.load.distributed import Worker  # imports Locust: only in the process that sends load
 
-    with _errors():
+    with errors():
         if not 0 < master_port < 65536:
             raise InputError("command line", "--master-port", "must be a port number (1-65535)")
         if server_url is not None and not server_url.startswith(("http://", "https://")):
             raise InputError("command line", "--server-url", "must start with http:// or https://")
-        from perseus.load.distributed import Worker
-
         Worker(master, master_port, server_url, say=lambda text: typer.echo(text, err=True)).serve()
 
 
@@ -207,42 +164,21 @@ def calibrate(
     p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (Lindley recursion). Also reports
     the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
     """
-    from perseus import report
-    from perseus import run as runs
+    from perseus import checks, report
     from perseus.calibration import run as calib
-    from perseus.errors import InputError
+    from perseus.display import RunDisplay
 
-    with _errors():
-        settings = calib.QUICK if quick else calib.Settings(service_ms, tuple(rho or (0.5, 0.8)), duration, warmup)
-        if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
-            raise InputError("command line", None, "--service-ms and --duration must be > 0, --warmup >= 0")
-        if not all(0 < r < 1 for r in settings.rhos):
-            raise InputError("command line", "--rho", "each utilisation must be in (0, 1)")
-        run_dir = runs.prepare_run_dir(out, "calibration")
-        command = _command()
-        manifest: dict = {}
-
-        def record(scenario, deployments) -> None:
-            previous = manifest.get("deployments", {})
-            fresh = runs.new_manifest(
-                None, scenario.model_dump(mode="json"), scenario, deployments, None, [], None, command
-            )
-            fresh["deployments"] = {**fresh["deployments"], **previous}
-            fresh["started"] = manifest.get("started", fresh["started"])
-            manifest.clear()
-            manifest.update(fresh)
-            runs.save_inputs(run_dir, None, manifest)
-
-        with runs.Runner(run_dir, manifest, False, 1 + len(settings.rhos)) as runner:
-            table = calib.execute(
-                settings, run_dir, record, lambda sc, dep: runner.run(sc, dep, run_dir / calib.REPOSITORY)
-            )
-        (run_dir / calib.CALIBRATION_MD).write_text(calib.markdown(table), encoding="utf-8")
-        if not _report(report, run_dir) and manifest.get("status") == "completed":
-            manifest["status"] = "failed"
+    with errors():
+        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick)
+        run_dir = checks.prepare_run_dir(out, "calibration")
+        with RunDisplay(1 + len(settings.rhos)) as display:
+            manifest, table = calib.execute(settings, run_dir, command_line(), display)
+        status = manifest.status
+        if not build_report(report.build, run_dir) and status == "completed":
+            status = "failed"
         typer.echo(calib.markdown(table), err=True)
         typer.echo(str(run_dir))
-    raise _exit_for(manifest.get("status", "failed"))
+    raise exit_for(status)
 
 
 @app.command()
@@ -269,45 +205,26 @@ def capacity(
     bisection. Writes capacity.csv, probes.csv, interference.csv, capacity.md and the co-location
     figure (shared capacity vs the linear baseline between solo capacities).
     """
-    from perseus import run as runs
-    from perseus.capacity import analysis as cap_analysis
+    from perseus import checks
     from perseus.capacity import report as cap_report
     from perseus.capacity import run as cap
+    from perseus.display import RunDisplay
 
     if quick:
         duration, warmup, precision, max_probes = duration or 3.0, warmup or 1.0, 0.25, min(max_probes, 4)
-    with _errors():
-        ready = runs.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=True)
-        cap.check(ready.scenario, str(scenario_file))
-        run_dir = runs.prepare_run_dir(out, f"{ready.scenario.name}-capacity")
-        manifest = runs.new_manifest(
-            scenario_file, ready.raw, ready.scenario, [], ready.price, ready.gpus, ready.gpu_note, _command()
+    with errors():
+        checks.check_out(out)
+        ready = checks.prepare(
+            scenario_file, duration_s=duration, warmup_s=warmup, baselines=True, checks=cap.checker(scenario_file)
         )
-        manifest["kind"] = "capacity"
-        runs.save_inputs(run_dir, scenario_file, manifest)
+        run_dir = checks.prepare_run_dir(out, f"{ready.scenario.name}-capacity")
         settings = cap.Settings(precision=precision, max_probes=max_probes, interference=interference)
-        with runs.Runner(run_dir, manifest, ready.use_gpu, 0) as runner:
-            outcome = cap.execute(
-                ready.scenario, settings, lambda sc, dep: runner.run(sc, dep, ready.repository), run_dir
-            )
-        rates = {t.name: t.load.mean_rate() for t in ready.scenario.tenants}
-        caps = cap_analysis.capacities(outcome.searches, rates, ready.price.usd_per_hour)
-        matrix = cap_analysis.interference(outcome.pair_p99, outcome.solo_p99, list(rates))
-        caps.table.to_csv(run_dir / cap.CAPACITY_CSV, index=False, float_format="%.6g")
-        cap.probes_table(outcome).to_csv(run_dir / cap.PROBES_CSV, index=False, float_format="%.6g")
-        matrix.to_csv(run_dir / cap.INTERFERENCE_CSV, float_format="%.4g")
-        plots_dir = run_dir / results.PLOTS
-        plots_dir.mkdir(exist_ok=True)
-        plots = {
-            "co-location vs linear baseline": cap_report.colocation_figure(caps, rates, plots_dir / "colocation.png"),
-            "interference": cap_report.interference_heatmap(matrix, plots_dir / "interference.png"),
-        }
-        plots = {k: v for k, v in plots.items() if v is not None}
-        text = cap_report.markdown(caps, matrix, ready.price.usd_per_hour, ready.price.name, plots)
-        (run_dir / cap.CAPACITY_MD).write_text(text, encoding="utf-8")
+        with RunDisplay(0) as display:
+            manifest, outcome = cap.execute(ready, settings, run_dir, command_line(), display)
+        text = cap_report.write(run_dir, outcome, ready.scenario, ready.price)
         typer.echo(text, err=True)
         typer.echo(str(run_dir))
-    raise _exit_for(manifest.get("status", "failed"))
+    raise exit_for(manifest.status)
 
 
 @app.command("report")
@@ -318,10 +235,12 @@ def report_cmd(
     from perseus import report
     from perseus.errors import InputError
 
-    with _errors():
+    with errors():
+        if not run_dir.is_dir():
+            raise InputError(run_dir, None, "no such folder")
         if not (run_dir / results.MANIFEST).is_file():
             raise InputError(run_dir, None, f"not a perseus run folder (no {results.MANIFEST})")
-        if not _report(report, run_dir):
+        if not build_report(report.build, run_dir):
             raise typer.Exit(1)
         typer.echo(str(run_dir / results.REPORT_HTML))
 
@@ -335,10 +254,11 @@ def models_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if model.onnx exists.")] = False,
 ) -> None:
     """Write the ONNX files of the model zoo into the repository (seeded random weights)."""
+    from perseus.display import RunDisplay
     from perseus.models.ensure import build_all
 
-    with _errors():
-        for path in build_all(repository, names or None, force=force):
+    with errors():
+        for path in build_all(repository, names or None, force=force, say=RunDisplay.say):
             typer.echo(str(path))
 
 
@@ -358,7 +278,7 @@ app.command("ui")(ui_command)
 
 def main() -> None:
     # Installed first thing, so a SIGTERM at any moment (even during imports) stops in order, exit 130.
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    signal.signal(signal.SIGTERM, terminate_as_interrupt)
     app()
 
 

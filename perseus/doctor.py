@@ -9,7 +9,7 @@ from importlib import metadata
 
 from rich.table import Table
 
-from perseus.progress import console
+from perseus.display import console
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def check_gpu() -> Check:
 
 
 def check_ports() -> Check:
-    from perseus.server.ports import free_ports
+    from perseus.ports import free_ports
 
     try:
         ports = free_ports(3)

@@ -1,9 +1,14 @@
-"""Scenario -> deployments: the shared server, then one solo baseline per tenant."""
+"""Scenario -> deployments: the shared server, then one solo baseline per tenant (or the scenario's groups).
+
+A deployment's kind is decided here, where it is made, and recorded in the manifest; nothing
+downstream parses it back out of the name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perseus.kinds import DeploymentKind
 from perseus.scenario import Scenario
 
 SHARED = "shared"
@@ -18,6 +23,22 @@ class Deployment:
     base: str | None = None  # for a repeated trial: the deployment it repeats
     trial: int = 1
     strategy: str = "external"  # external: through Triton; embedded: in the load generator's process
+    kind: DeploymentKind = DeploymentKind.SHARED
+    replicas: int = 1  # measured as one replica carrying each tenant's rate / replicas
+    instance: str | None = None  # priced as this instance type (None: the scenario's [pricing] instance)
+    scale: float | None = None  # a capacity probe's load scale
+
+
+def shared(scenario: Scenario) -> Deployment:
+    return Deployment(SHARED, tuple(t.name for t in scenario.tenants), kind=DeploymentKind.SHARED)
+
+
+def solo(tenant: str) -> Deployment:
+    return Deployment(f"{SOLO_PREFIX}{tenant}", (tenant,), kind=DeploymentKind.SOLO)
+
+
+def embedded(tenant: str) -> Deployment:
+    return Deployment(f"{EMBEDDED_PREFIX}{tenant}", (tenant,), strategy="embedded", kind=DeploymentKind.EMBEDDED)
 
 
 def plan(scenario: Scenario) -> list[Deployment]:
@@ -28,15 +49,15 @@ def plan(scenario: Scenario) -> list[Deployment]:
     so slow drift on the machine spreads over every deployment instead of biasing one.
     """
     names = tuple(t.name for t in scenario.tenants)
-    first = [Deployment(SHARED, names)]
+    first = [shared(scenario)]
     if scenario.run.baselines and len(names) > 1:
-        first += [Deployment(f"{SOLO_PREFIX}{n}", (n,)) for n in names]
+        first += [solo(n) for n in names]
     if "embedded" in scenario.run.strategies:
-        first += [Deployment(f"{EMBEDDED_PREFIX}{n}", (n,), strategy="embedded") for n in names]
+        first += [embedded(n) for n in names]
     if "external" not in scenario.run.strategies:
         first = [d for d in first if d.strategy != "external"]
     trials = [
-        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k, strategy=d.strategy)
+        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k, strategy=d.strategy, kind=d.kind)
         for k in range(2, scenario.run.repeat + 1)
         for d in first
     ]

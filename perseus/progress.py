@@ -1,50 +1,39 @@
-"""The live progress display (rich), on stderr so stdout's last line stays the run folder."""
+"""How the core reports progress: a small protocol that the command layer implements.
+
+The core (run, session, experiment) calls these methods and never knows how they are drawn; the
+commands pass ``perseus.display.RunDisplay`` (a live table on stderr) or ``Quiet``.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-
-console = Console(stderr=True)
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
-class RunDisplay:
-    """Redrawn by the experiment's tick; no refresh thread (the load generator runs under gevent)."""
+class Progress(Protocol):
+    """What the core tells the screen: one-off messages, and the live state of a deployment."""
 
-    def __init__(self, total_deployments: int):
-        self.total = total_deployments
-        self._live: Live | None = None
-
-    def __enter__(self) -> RunDisplay:
-        self._live = Live(console=console, auto_refresh=False, transient=False)
-        self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._live is not None:
-            self._live.__exit__(*exc)
-            self._live = None
+    def message(self, text: str) -> None: ...
 
     def position(self, index: int) -> str:
-        """ "3/5", or just "3" when the number of deployments is not known in advance (searches)."""
-        return f"{index}/{self.total}" if self.total else str(index)
+        """How the index-th deployment is named in messages ("3/5")."""
+        ...
+
+    def update(
+        self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads: Sequence[Any]
+    ) -> None:
+        """``loads``: the tenants' live counters (``perseus.load.engine.TenantLoad``)."""
+        ...
+
+
+class Quiet:
+    """Progress that goes nowhere (tests, library use)."""
 
     def message(self, text: str) -> None:
-        console.print(text)
+        pass
 
-    def update(self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads) -> None:
-        if self._live is None:
-            return
-        table = Table(
-            title=f"[{self.position(index)}] {deployment}: {phase}  {max(now_s, 0):5.1f}/{duration_s:g} s",
-            title_justify="left",
-        )
-        for col in ("tenant", "model", "load", "sent", "done", "errors", "rate/s"):
-            table.add_column(col, justify="left" if col in ("tenant", "model", "load") else "right")
-        for load in loads:
-            target = load.arrival if load.open_loop else f"closed x{load.concurrency}"
-            rate = load.measured_done / now_s if now_s > 0.5 else 0.0
-            errors = f"[red]{load.errors}[/]" if load.errors else "0"
-            table.add_row(load.tenant, load.model, target, str(load.sent), str(load.done), errors, f"{rate:.1f}")
-        self._live.update(table, refresh=True)
+    def position(self, index: int) -> str:
+        return str(index)
+
+    def update(self, *args, **kwargs) -> None:
+        pass

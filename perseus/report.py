@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +13,9 @@ import pyarrow.compute as pc
 
 from perseus import results
 from perseus.analysis.summary import Summary, summarize
-from perseus.load.recorder import recover
+from perseus.manifest import DeploymentRecord, Manifest
 from perseus.pricing.catalog import Price, lookup
+from perseus.records import recover
 
 # Only what perseus.analysis reads (summary, plots): every column here is copied by each groupby of the
 # analysis, so one unused float64 column costs about a second and 80 MB at 10M records. Add a column
@@ -21,14 +24,15 @@ ANALYSIS_COLUMNS = ["tenant", "model", "deployment", "done_s", "latency_ms", "ok
 # Beside summary.csv and deployments.csv (results.py may adopt these names).
 
 
-def read_analysis_frame(run_dir: Path) -> pd.DataFrame:
+def read_analysis_frame(run_dir: Path, deployments: Sequence[str] | None = None) -> pd.DataFrame:
     """The request records the analysis needs, as pandas: tenant/model/deployment as categoricals.
 
     Strings as categoricals keep 10M records at about 30 bytes a row. ``split_blocks`` and
     ``self_destruct`` let pandas take Arrow's float buffers instead of copying them and free each
     column once converted, so the Arrow table and the frame are never both held in full.
     """
-    table = results.read_requests(run_dir, [*ANALYSIS_COLUMNS, "scheduled_s", "sent_s"], dictionary=True)
+    columns = [*ANALYSIS_COLUMNS, "scheduled_s", "sent_s"]
+    table = results.read_requests(run_dir, columns, dictionary=True, deployments=deployments)
     # The load generator's own delay (sent - scheduled), as one float32 column instead of two float64s.
     lag_ms = pc.cast(pc.multiply(pc.subtract(table["sent_s"], table["scheduled_s"]), 1e3), pa.float32())
     table = table.drop_columns(["scheduled_s", "sent_s"]).append_column("send_lag_ms", lag_ms)
@@ -40,16 +44,15 @@ def read_analysis_frame(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def hardware_notes(manifest: dict) -> tuple[str, list[str]]:
+def hardware_notes(manifest: Manifest) -> tuple[str, list[str]]:
     """A one-line hardware description, and warnings where the measured and priced hardware differ."""
-    host = manifest.get("host", {})
-    gpus = manifest.get("gpus", [])
+    host, gpus = manifest.host, manifest.gpus
     gpu_text = ", ".join(g["name"] for g in gpus) if gpus else "no NVIDIA GPU"
     described = f"CPU: {host.get('cpu', '?')} ({host.get('cpu_cores', '?')} cores); {gpu_text}"
     notes = []
-    if manifest.get("gpu_note"):
-        notes.append(manifest["gpu_note"])
-    price = manifest.get("price") or {}
+    if manifest.gpu_note:
+        notes.append(manifest.gpu_note)
+    price = manifest.price or {}
     priced_gpu = price.get("gpu")
     if priced_gpu and not gpus:
         notes.append(
@@ -61,7 +64,7 @@ def hardware_notes(manifest: dict) -> tuple[str, list[str]]:
     return described, notes
 
 
-def missing_parts(run_dir: Path, deployments: dict[str, dict], recovered: dict[str, list[str]]) -> list[str]:
+def missing_parts(run_dir: Path, deployments: Iterable[str], recovered: dict[str, list[str]]) -> list[str]:
     """Notes for what a partial run folder lacks, or holds only in part, per deployment."""
     notes = []
     for name in deployments:
@@ -79,7 +82,7 @@ def missing_parts(run_dir: Path, deployments: dict[str, dict], recovered: dict[s
     return notes
 
 
-def read_pipelines(run_dir: Path, deployments: dict) -> dict[str, dict[str, list[str]]]:
+def read_pipelines(run_dir: Path, deployments: Iterable[str]) -> dict[str, dict[str, list[str]]]:
     """Each deployment's ensemble tenants and their step models, as rendered for that deployment."""
     out = {}
     for name in deployments:
@@ -89,11 +92,11 @@ def read_pipelines(run_dir: Path, deployments: dict) -> dict[str, dict[str, list
     return out
 
 
-def tenant_labels(telemetry: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+def tenant_labels(telemetry: pd.DataFrame, deployments: dict[str, DeploymentRecord]) -> pd.DataFrame:
     """Triton labels its metrics by served model name. Locally that is the tenant's name; on a remote
     server it is the model's own name, mapped back here (when one tenant per model, so unambiguous)."""
-    for name, meta in manifest.get("deployments", {}).items():
-        served = meta.get("served") or {}
+    for name, record in deployments.items():
+        served = record.served or {}
         by_model = {m: t for t, m in served.items() if m != t and list(served.values()).count(m) == 1}
         if not by_model or telemetry.empty:
             continue
@@ -110,55 +113,83 @@ def _relabel(labels: str, by_model: dict[str, str]) -> str:
     return labels
 
 
-def build(run_dir: Path) -> Summary:
-    # matplotlib and jinja are imported here: `perseus run` imports this module before it checks its
-    # input, and bad input should fail fast.
-    from perseus.analysis.plots import make_plots
-    from perseus.analysis.render import ReportContext, render_html, render_markdown
+@dataclass(frozen=True)
+class Folder:
+    """What the analysis reads from a run folder, read once (records recovered first if a run crashed)."""
 
+    manifest: Manifest
+    deployments: dict[str, DeploymentRecord]  # those analysed, in run order
+    requests: pd.DataFrame
+    telemetry: pd.DataFrame
+    price: Price | None
+    recovered: dict[str, list[str]]
+
+
+def read_folder(run_dir: Path, only: Sequence[str] | None = None) -> Folder:
+    """The run folder's manifest, records and telemetry: every deployment that started, or ``only`` these."""
     run_dir = Path(run_dir)
-    manifest = results.read_manifest(run_dir)
+    manifest = Manifest.load(run_dir)
+    chosen = {n: d for n, d in manifest.measured().items() if only is None or n in only}
     recovered: dict[str, list[str]] = {}
-    for name in manifest.get("deployments", {}):
+    for name in chosen:
         paths = recover(
             run_dir / name, {results.REQUESTS: results.REQUEST_SCHEMA, results.TELEMETRY: results.TELEMETRY_SCHEMA}
         )
         recovered[name] = [p.name for p in paths]
-    requests = read_analysis_frame(run_dir)
-    effective = manifest["scenario"]["effective"]
-    pricing = effective["pricing"]
+    names = list(chosen)
+    pricing = manifest.scenario.effective["pricing"]
     # The price the run used (recorded in its manifest), so a rebuilt report keeps its figures even after
     # the catalog or the price cache changed; older manifests without one fall back to a lookup.
-    recorded = manifest.get("price")
     price = (
-        Price.from_dict(recorded)
-        if recorded
+        Price.from_dict(manifest.price)
+        if manifest.price
         else lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
     )
-    telemetry = tenant_labels(results.read_telemetry(run_dir).to_pandas(), manifest)
-    described, notes = hardware_notes(manifest)
-    deployments = {name: meta for name, meta in manifest["deployments"].items() if meta.get("status") != "not started"}
+    telemetry = tenant_labels(results.read_telemetry(run_dir, names).to_pandas(), chosen)
+    return Folder(manifest, chosen, read_analysis_frame(run_dir, names), telemetry, price, recovered)
+
+
+def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) -> Summary:
+    """The one path from deployment folders to their Summary (report, capacity, sweep and ui all take it)."""
     failed = [
-        f"deployment {n} {m['status']}: {m.get('reason', '')}"
-        for n, m in deployments.items()
-        if m.get("status") != "completed"
+        f"deployment {n} {d.status}: {d.reason or ''}" for n, d in folder.deployments.items() if d.status != "completed"
     ]
-    summary = summarize(
-        requests,
-        effective,
-        deployments,
-        price.usd_per_hour if price else None,
-        notes=tuple(failed + missing_parts(run_dir, deployments, recovered) + notes),
-        telemetry=telemetry,
-        pipelines=read_pipelines(run_dir, deployments),
+    return summarize(
+        folder.requests,
+        folder.manifest.scenario.effective,
+        {name: record.model_dump(mode="json") for name, record in folder.deployments.items()},
+        folder.price.usd_per_hour if folder.price else None,
+        notes=tuple(failed + missing_parts(run_dir, folder.deployments, folder.recovered) + list(hardware)),
+        telemetry=folder.telemetry,
+        pipelines=read_pipelines(run_dir, folder.deployments),
     )
+
+
+def summary_of(run_dir: Path, only: Sequence[str] | None = None) -> Summary:
+    """The Summary of a run folder's deployments (or ``only`` these), from the folder alone."""
+    return summarize_folder(read_folder(run_dir, only), run_dir)
+
+
+def build(run_dir: Path) -> Summary:
+    """Every CSV, the plots and report.md/html, from the run folder alone (`perseus report DIR`)."""
+    # Deferred, not a cycle: matplotlib and jinja take about a second to import, and `perseus run`
+    # imports this module before it checks its input, which should fail fast.
+    from perseus.analysis.plots import make_plots
+    from perseus.analysis.render import ReportContext, render_html, render_markdown
+
+    run_dir = Path(run_dir)
+    folder = read_folder(run_dir)
+    manifest = folder.manifest
+    described, notes = hardware_notes(manifest)
+    summary = summarize_folder(folder, run_dir, notes)
     _write_tables(summary, run_dir)
-    plots = make_plots(requests, summary, run_dir / results.PLOTS, telemetry)
+    plots = make_plots(folder.requests, summary, run_dir / results.PLOTS, folder.telemetry)
+    pricing, price = manifest.scenario.effective["pricing"], folder.price
     ctx = ReportContext(
         run_dir=str(run_dir),
-        status=manifest.get("status", "unknown"),
-        started=manifest.get("started", ""),
-        ended=manifest.get("ended", ""),
+        status=manifest.status,
+        started=manifest.started,
+        ended=manifest.ended or "",
         instance=pricing["instance"],
         region=pricing["region"],
         market=pricing["market"],
@@ -166,11 +197,9 @@ def build(run_dir: Path) -> Summary:
         price_source=price.source if price else "not in the bundled catalog",
         price_date=(price.date + (f"; {price.note}" if price.note else "")) if price else "",
         hardware=described,
-        versions=manifest.get("versions", {}),
-        deployment_status={
-            n: m["status"] + (f": {m['reason']}" if m.get("reason") else "") for n, m in deployments.items()
-        },
-        command=manifest.get("command", ""),
+        versions=manifest.versions,
+        deployment_status={n: d.status + (f": {d.reason}" if d.reason else "") for n, d in folder.deployments.items()},
+        command=manifest.command,
     )
     (run_dir / results.REPORT_MD).write_text(render_markdown(summary, ctx, plots), encoding="utf-8")
     (run_dir / results.REPORT_HTML).write_text(render_html(summary, ctx, plots), encoding="utf-8")

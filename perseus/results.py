@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,13 +83,15 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def read_manifest(run_dir: Path) -> dict:
+    """The manifest as raw JSON, for tools and tests that check the file itself. perseus's own code reads
+    and writes it only through ``perseus.manifest.Manifest``."""
     return json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
 
 
-def deployment_dirs(run_dir: Path) -> list[Path]:
-    """Deployment folders in manifest order (those that recorded requests)."""
-    manifest = read_manifest(run_dir)
-    names = list(manifest.get("deployments", {}))
+def deployment_dirs(run_dir: Path, names: Sequence[str] | None = None) -> list[Path]:
+    """Deployment folders that recorded requests, in manifest order (or only ``names``, in that order)."""
+    if names is None:
+        names = list(read_manifest(run_dir).get("deployments", {}))
     return [Path(run_dir) / n for n in names if (Path(run_dir) / n / REQUESTS).exists()]
 
 
@@ -97,7 +100,13 @@ def deployment_dirs(run_dir: Path) -> list[Path]:
 LOW_CARDINALITY = ("tenant", "model", "deployment")
 
 
-def read_requests(run_dir: Path, columns: list[str] | None = None, *, dictionary: bool = False) -> pa.Table:
+def read_requests(
+    run_dir: Path,
+    columns: list[str] | None = None,
+    *,
+    dictionary: bool = False,
+    deployments: Sequence[str] | None = None,
+) -> pa.Table:
     """All deployments' request records as one Arrow table (only the columns asked for).
 
     ``dictionary=True`` reads ``LOW_CARDINALITY`` columns as ``dictionary<string>``, so that
@@ -107,7 +116,8 @@ def read_requests(run_dir: Path, columns: list[str] | None = None, *, dictionary
     names = list(REQUEST_SCHEMA.names) if columns is None else list(columns)
     encoded = [c for c in LOW_CARDINALITY if c in names] if dictionary else []
     tables = [
-        pq.read_table(d / REQUESTS, columns=columns, read_dictionary=encoded or None) for d in deployment_dirs(run_dir)
+        pq.read_table(d / REQUESTS, columns=columns, read_dictionary=encoded or None)
+        for d in deployment_dirs(run_dir, deployments)
     ]
     if not tables:
         fields = [REQUEST_SCHEMA.field(c) for c in names]
@@ -116,9 +126,9 @@ def read_requests(run_dir: Path, columns: list[str] | None = None, *, dictionary
     return pa.concat_tables(tables)
 
 
-def read_telemetry(run_dir: Path) -> pa.Table:
+def read_telemetry(run_dir: Path, deployments: Sequence[str] | None = None) -> pa.Table:
     tables = []
-    for d in deployment_dirs(run_dir):
+    for d in deployment_dirs(run_dir, deployments):
         path = d / TELEMETRY
         if path.exists():
             t = pq.read_table(path)

@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from perseus.analysis.ramp import ramp_levels
 from perseus.errors import InputError
+from perseus.kinds import is_open_loop
+from perseus.traces import check_trace
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -107,9 +110,6 @@ class PricingSpec(_Strict):
     market: Literal["on-demand", "spot"] = "on-demand"
 
 
-OPEN_LOOP = ("poisson", "constant", "step", "spike", "trace", "ramp")
-
-
 class LoadSpec(_Strict):
     """How a tenant's requests arrive. Open-loop kinds are seeded schedules drawn before the run."""
 
@@ -168,7 +168,7 @@ class LoadSpec(_Strict):
 
     @property
     def open_loop(self) -> bool:
-        return self.arrival in OPEN_LOOP
+        return is_open_loop(self.arrival)
 
     def scaled(self, k: float) -> LoadSpec:
         """The same pattern with every rate multiplied by ``k`` (closed loops are left as they are)."""
@@ -193,11 +193,7 @@ class LoadSpec(_Strict):
 
     def ramp_levels(self, duration_s: float) -> list[tuple[float, float, float]]:
         """A ramp's (start, end, rate) levels over the measured window."""
-        levels, t, rate = [], 0.0, self.rate
-        while t < duration_s:
-            levels.append((t, min(t + self.ramp_hold_s, duration_s), rate))
-            t, rate = t + self.ramp_hold_s, rate + self.ramp_step
-        return levels
+        return ramp_levels(self.rate, self.ramp_step, self.ramp_hold_s, duration_s)
 
 
 class TenantServerSpec(_Strict):
@@ -415,8 +411,6 @@ def load(path: Path) -> tuple[Scenario, dict]:
     scenario = parse(_resolve_traces(raw, path), str(path))
     for i, tenant in enumerate(scenario.tenants):
         if tenant.load.arrival == "trace":
-            from perseus.load.traces import check_trace  # the trace parser lives with the schedules
-
             check_trace(tenant.load, str(path), f"tenants[{i}].load.trace")
     return scenario, raw
 

@@ -15,4 +15,5 @@ else
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports  # the layers and no cycles (pyproject.toml [tool.importlinter], docs/architecture.md)
 .venv/bin/python -m pytest -q "$@"

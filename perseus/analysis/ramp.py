@@ -12,18 +12,30 @@ from perseus.analysis.stats import sla_latency
 COLUMNS = ["deployment", "tenant", "level", "start_s", "end_s", "rate_rps", "requests", "sla_latency_ms", "sla_met"]
 
 
-def ramp_levels(requests: pd.DataFrame, deployment: str, tenant: dict, duration_s: float) -> pd.DataFrame:
-    """Per level of one tenant's ramp: requests scheduled in it and their SLA-percentile latency."""
-    from perseus.scenario import LoadSpec
+def ramp_levels(rate: float, step: float, hold_s: float, duration_s: float) -> list[tuple[float, float, float]]:
+    """A ramp's (start, end, rate) levels over the measured window: ``rate``, then ``+step`` every ``hold_s``.
 
-    load = LoadSpec.model_validate(tenant["load"])
+    The one definition of a ramp's shape: the scenario's schedules and this analysis both use it.
+    """
+    levels, t = [], 0.0
+    while t < duration_s:
+        levels.append((t, min(t + hold_s, duration_s), rate))
+        t, rate = t + hold_s, rate + step
+    return levels
+
+
+def level_table(requests: pd.DataFrame, deployment: str, tenant: dict, duration_s: float) -> pd.DataFrame:
+    """Per level of one tenant's ramp: requests scheduled in it and their SLA-percentile latency."""
+    load = tenant["load"]
     mine = requests[(requests["deployment"] == deployment) & (requests["tenant"] == tenant["name"])]
     mine = mine[~mine["warmup"]]
     # latency is counted from the scheduled time, so scheduled = done - latency (the analysis reads
     # only the columns it must; see perseus/report.py).
     scheduled = mine["scheduled_s"] if "scheduled_s" in mine else mine["done_s"] - mine["latency_ms"] / 1e3
     rows = []
-    for i, (start, end, rate) in enumerate(load.ramp_levels(duration_s)):
+    for i, (start, end, rate) in enumerate(
+        ramp_levels(load["rate"], load["ramp_step"], load["ramp_hold_s"], duration_s)
+    ):
         level = mine[(scheduled >= start) & (scheduled < end)]
         lat = level["latency_ms"].to_numpy(float)
         value = sla_latency(lat, level["ok"].to_numpy(bool), float(tenant["sla_percentile"]))
@@ -66,7 +78,7 @@ def ramps(requests: pd.DataFrame, effective_scenario: dict, deployments: dict[st
     if not tenants or requests.empty:
         return pd.DataFrame()
     frames = [
-        ramp_levels(requests, name, tenants[t], float(meta["duration_s"]))
+        level_table(requests, name, tenants[t], float(meta["duration_s"]))
         for name, meta in deployments.items()
         for t in meta["tenants"]
         if t in tenants

@@ -12,7 +12,8 @@ import math
 
 import pandas as pd
 
-from perseus.plan import EMBEDDED_PREFIX, SHARED, SOLO_PREFIX
+from perseus.analysis.roles import first_of_kind
+from perseus.kinds import DeploymentKind
 
 COLUMNS = [
     "tenant",
@@ -42,15 +43,20 @@ def mean_cpu(telemetry: pd.DataFrame | None, deployment: str, process: str) -> f
     return float(rows["value"].mean()) if len(rows) else math.nan
 
 
-def compare_strategies(rows: pd.DataFrame, telemetry: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per (tenant, strategy) for tenants that ran embedded; empty otherwise."""
-    deployments = set(rows["deployment"])
+def compare_strategies(
+    rows: pd.DataFrame, telemetry: pd.DataFrame | None, deployments: dict[str, dict]
+) -> pd.DataFrame:
+    """One row per (tenant, strategy) for tenants that ran embedded; empty otherwise.
+
+    ``deployments``: name -> its manifest record (``kind``, ``tenants``, ``base``), in run order."""
     out = []
     for tenant in rows["tenant"].unique():
-        embedded = f"{EMBEDDED_PREFIX}{tenant}"
-        if embedded not in deployments:
+        embedded = first_of_kind(deployments, DeploymentKind.EMBEDDED, tenant)
+        if embedded is None:
             continue
-        external = f"{SOLO_PREFIX}{tenant}" if f"{SOLO_PREFIX}{tenant}" in deployments else SHARED
+        external = first_of_kind(deployments, DeploymentKind.SOLO, tenant) or first_of_kind(
+            deployments, DeploymentKind.SHARED, tenant
+        )
         for strategy, name in (("external", external), ("embedded", embedded)):
             match = rows[(rows["deployment"] == name) & (rows["tenant"] == tenant)]
             if match.empty:

@@ -14,19 +14,18 @@ import pandas as pd
 from perseus.analysis import cost
 from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
+from perseus.analysis.roles import first_of_kind
 from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla_latency
 from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
+from perseus.kinds import DeploymentKind, is_open_loop
 
 # server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
 SERVER_COLUMNS = [*cost.SERVER_COLUMNS, "completed", "compute_share", "energy_j", "j_per_inference"]
 
 DEFAULT_MIN_DURATION_S = 10.0
 DEFAULT_MIN_REQUESTS = 100
-
-SHARED = "shared"
-SOLO_PREFIX = "solo-"
 
 ROW_COLUMNS = [
     "deployment",
@@ -109,7 +108,7 @@ def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
             model=t["model"],
             sla_ms=float(t["sla_ms"]),
             sla_percentile=float(t["sla_percentile"]),
-            open_loop=t["load"].get("arrival", "poisson") != "closed",
+            open_loop=is_open_loop(t["load"]["arrival"]),
         )
         for t in effective_scenario["tenants"]
     }
@@ -218,9 +217,11 @@ def summarize(
         dep_rows.append(
             {
                 "deployment": name,
+                "kind": str(meta.get("kind", DeploymentKind.SHARED)),
                 "status": meta.get("status", "completed"),
                 "tenants": len(meta["tenants"]),
                 "servers": 1,
+                "replicas": int(meta.get("replicas", 1)),
                 "duration_s": window,
                 "completed": completed,
                 "cost_usd": dep_cost,
@@ -235,9 +236,11 @@ def summarize(
         dep_rows,
         columns=[
             "deployment",
+            "kind",
             "status",
             "tenants",
             "servers",
+            "replicas",
             "duration_s",
             "completed",
             "cost_usd",
@@ -252,14 +255,14 @@ def summarize(
         scenario=effective_scenario["name"],
         rows=rows_df,
         deployments=dep_df,
-        comparison=compare(dep_df, list(specs)),
+        comparison=compare(dep_df, deployments, list(specs)),
         notes=(*notes, *lag_notes(rows_df)),
         server=server,
         chargeback=charge,
         energy=energy,
         gpu_note=None if gpu else cost.NO_GPU,
         trials=trials_table(rows_df, deployments),
-        strategies=compare_strategies(rows_df, telemetry),
+        strategies=compare_strategies(rows_df, telemetry, deployments),
         ramps=ramps(measured, effective_scenario, deployments),
         pipeline=pipeline_steps(telemetry, pipelines or {}),
     )
@@ -346,13 +349,14 @@ def server_side(
     )
 
 
-def compare(deployments: pd.DataFrame, tenants: list[str]) -> Comparison | None:
+def compare(deployments: pd.DataFrame, meta: dict[str, dict], tenants: list[str]) -> Comparison | None:
     """Shared vs solo fleet: one server for everyone, or one server per tenant, same measured time."""
     by_name = deployments.set_index("deployment")
-    solo_names = [f"{SOLO_PREFIX}{t}" for t in tenants]
-    if SHARED not in by_name.index or not all(n in by_name.index for n in solo_names) or len(tenants) < 2:
+    shared_name = first_of_kind(meta, DeploymentKind.SHARED)
+    solo_names = [first_of_kind(meta, DeploymentKind.SOLO, t) for t in tenants]
+    if shared_name is None or None in solo_names or len(tenants) < 2:
         return None
-    shared = by_name.loc[SHARED]
+    shared = by_name.loc[shared_name]
     solos = by_name.loc[solo_names]
     shared_pm = cost.per_million(float(shared["cost_usd"]), int(shared["completed"]))
     solo_pm = cost.per_million(float(solos["cost_usd"].sum()), int(solos["completed"].sum()))

@@ -12,7 +12,12 @@ import pyarrow.parquet as pq
 from perseus import results
 from perseus.calibration import analysis
 from perseus.calibration.model import NAME, write_repository
+from perseus.errors import InputError
+from perseus.kinds import DeploymentKind
+from perseus.manifest import CommandKind, Manifest, Status
 from perseus.plan import Deployment
+from perseus.progress import Progress
+from perseus.run import Runner, new_manifest, save_inputs
 from perseus.scenario import Scenario, parse
 
 PROBE = "probe"
@@ -32,6 +37,22 @@ class Settings:
 
 
 QUICK = Settings(service_ms=5.0, rhos=(0.5, 0.8), duration_s=4.0, warmup_s=1.0, probe_s=2.0)
+
+
+def settings_from_flags(
+    service_ms: float, rhos: list[float] | None, duration_s: float, warmup_s: float, quick: bool
+) -> Settings:
+    """`perseus calibrate`'s flags, checked (exit 2 on a bad value)."""
+    settings = QUICK if quick else Settings(service_ms, tuple(rhos or (0.5, 0.8)), duration_s, warmup_s)
+    if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
+        raise InputError("command line", None, "--service-ms and --duration must be > 0, --warmup >= 0")
+    if not all(0 < r < 1 for r in settings.rhos):
+        raise InputError("command line", "--rho", "each utilisation must be in (0, 1)")
+    return settings
+
+
+def deployment(name: str) -> Deployment:
+    return Deployment(name, (name,), kind=DeploymentKind.CALIBRATION)
 
 
 def label(rho: float) -> str:
@@ -64,14 +85,26 @@ def _frames(run_dir: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pq.read_table(folder / results.REQUESTS).to_pandas(), pq.read_table(folder / results.TELEMETRY).to_pandas()
 
 
-def execute(settings: Settings, run_dir: Path, manifest_for, run_one) -> pd.DataFrame:
-    """Probe, then one deployment per utilisation. ``run_one(scenario, deployment)`` runs a deployment;
-    ``manifest_for(scenario, deployments)`` records the effective scenario. Returns the verdict table."""
+def execute(settings: Settings, run_dir: Path, command: str, progress: Progress) -> tuple[Manifest, pd.DataFrame]:
+    """Probe the service time, then one deployment per utilisation, all into ``run_dir``.
+
+    Returns the manifest (its status is the run's) and the verdict table (also written as calibration.csv).
+    """
     repo = write_repository(run_dir / REPOSITORY, settings.service_ms)
     probe_settings = Settings(**{**settings.__dict__, "duration_s": settings.probe_s})
     probe_scenario = scenario_for(probe_settings, repo, {})
-    manifest_for(probe_scenario, [Deployment(PROBE, (PROBE,))])
-    if run_one(probe_scenario, Deployment(PROBE, (PROBE,))) != "completed":
+    manifest = new_manifest(None, [deployment(PROBE)], command, kind=CommandKind.CALIBRATION, scenario=probe_scenario)
+    save_inputs(run_dir, None, manifest)
+    with Runner(run_dir, manifest, False, progress) as runner:
+        table = _measure(settings, run_dir, repo, probe_scenario, manifest, runner)
+    (run_dir / CALIBRATION_MD).write_text(markdown(table), encoding="utf-8")
+    return manifest, table
+
+
+def _measure(
+    settings: Settings, run_dir: Path, repo: Path, probe_scenario: Scenario, manifest: Manifest, runner: Runner
+) -> pd.DataFrame:
+    if runner.run(probe_scenario, deployment(PROBE), repo) != Status.COMPLETED:
         return pd.DataFrame()
     requests, telemetry = _frames(run_dir, PROBE)
     service_ms = analysis.server_service_ms(telemetry, PROBE)
@@ -81,11 +114,11 @@ def execute(settings: Settings, run_dir: Path, manifest_for, run_one) -> pd.Data
 
     rates = {label(rho): rho / (service_ms / 1e3) for rho in settings.rhos}
     scenario = scenario_for(settings, repo, rates)
-    deployments = [Deployment(PROBE, (PROBE,))] + [Deployment(name, (name,)) for name in rates]
-    manifest_for(scenario, deployments)
+    manifest.adopt(scenario.model_dump(mode="json"), [deployment(n) for n in rates], scenario.run.duration_s)
+    runner.save()
     rows = []
     for rho, (name, rate) in zip(settings.rhos, rates.items(), strict=True):
-        if run_one(scenario, Deployment(name, (name,))) != "completed":
+        if runner.run(scenario, deployment(name), repo) != Status.COMPLETED:
             break
         requests, telemetry = _frames(run_dir, name)
         measured_service = analysis.server_service_ms(telemetry, name)

@@ -9,11 +9,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from perseus.analysis import cost
+from perseus.capacity.search import Searched
+
+# The kinds of deployment searched (perseus.kinds.DeploymentKind's values; pure analysis takes them as data).
+SHARED_KIND, SOLO_KIND = "shared", "solo"
 
 
 @dataclass(frozen=True)
 class Capacities:
-    table: pd.DataFrame  # deployment, tenant, scale, upper, rate_rps, capacity_rps, converged, probes
+    table: pd.DataFrame  # deployment, kind, tenant, scale, upper, rate_rps, capacity_rps, converged, probes
     shared_scale: float | None
     # Sum over tenants of (shared capacity rate / solo capacity rate). Above 1, one shared server
     # carries more than the same tenants on dedicated servers in the same proportions (Perseus's
@@ -25,17 +29,17 @@ class Capacities:
     verdict: str
 
 
-def capacities(
-    searches: dict[str, tuple[tuple[str, ...], object]], rates: dict[str, float], usd_per_hour: float | None
-) -> Capacities:
-    """``searches``: deployment -> (tenants, Search). ``rates``: tenant -> scenario mean rate (req/s)."""
+def capacities(searches: dict[str, Searched], rates: dict[str, float], usd_per_hour: float | None) -> Capacities:
+    """``searches``: deployment -> its search. ``rates``: tenant -> scenario mean rate (req/s)."""
     rows = []
-    for name, (tenants, search) in searches.items():
-        for t in tenants:
+    for name, searched in searches.items():
+        search = searched.search
+        for t in searched.tenants:
             k = search.capacity
             rows.append(
                 {
                     "deployment": name,
+                    "kind": str(searched.kind),
                     "tenant": t,
                     "scale": k if k is not None else math.nan,
                     "upper": search.upper if search.upper is not None else math.nan,
@@ -46,9 +50,9 @@ def capacities(
                 }
             )
     table = pd.DataFrame(rows)
-    shared = searches.get("shared")
-    k_shared = shared[1].capacity if shared else None
-    solo_cap = {r["tenant"]: r["capacity_rps"] for r in rows if r["deployment"].startswith("solo-")}
+    shared = [s.search for s in searches.values() if s.kind == SHARED_KIND]
+    k_shared = shared[0].capacity if shared else None
+    solo_cap = {r["tenant"]: r["capacity_rps"] for r in rows if r["kind"] == SOLO_KIND}
     gain = None
     if k_shared and solo_cap and all(solo_cap.get(t, 0) > 0 for t in rates):
         gain = sum(k_shared * rates[t] / solo_cap[t] for t in rates)

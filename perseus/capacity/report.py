@@ -11,14 +11,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from perseus.capacity.analysis import Capacities
+from perseus import results
+from perseus.capacity import analysis
+from perseus.capacity.analysis import SOLO_KIND, Capacities
+from perseus.capacity.run import CAPACITY_CSV, CAPACITY_MD, INTERFERENCE_CSV, PROBES_CSV, Outcome, probes_table
+from perseus.pricing.catalog import Price
+from perseus.scenario import Scenario
 
 
 def colocation_figure(caps: Capacities, rates: dict[str, float], path: Path) -> Path | None:
     """Perseus-style figure: for each tenant pair, the shared capacity point against the straight line
     between the two solo capacities (what dedicated servers would give in the same proportions)."""
     table = caps.table
-    solo = {r.tenant: r.capacity_rps for r in table.itertuples() if r.deployment.startswith("solo-")}
+    solo = {r.tenant: r.capacity_rps for r in table.itertuples() if r.kind == SOLO_KIND}
     pairs = list(itertools.combinations(rates, 2))
     if not pairs or not solo:
         return None
@@ -99,3 +104,23 @@ def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str
     for title, p in plots.items():
         lines += ["", f"![{title}](plots/{p.name})"]
     return "\n".join(lines) + "\n"
+
+
+def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> str:
+    """capacity.csv, probes.csv, interference.csv, the plots and capacity.md; returns the markdown."""
+    rates = {t.name: t.load.mean_rate() for t in scenario.tenants}
+    caps = analysis.capacities(outcome.searches, rates, price.usd_per_hour)
+    matrix = analysis.interference(outcome.pair_p99, outcome.solo_p99, list(rates))
+    caps.table.to_csv(run_dir / CAPACITY_CSV, index=False, float_format="%.6g")
+    probes_table(outcome).to_csv(run_dir / PROBES_CSV, index=False, float_format="%.6g")
+    matrix.to_csv(run_dir / INTERFERENCE_CSV, float_format="%.4g")
+    plots_dir = run_dir / results.PLOTS
+    plots_dir.mkdir(exist_ok=True)
+    plots = {
+        "co-location vs linear baseline": colocation_figure(caps, rates, plots_dir / "colocation.png"),
+        "interference": interference_heatmap(matrix, plots_dir / "interference.png"),
+    }
+    plots = {k: v for k, v in plots.items() if v is not None}
+    text = markdown(caps, matrix, price.usd_per_hour, price.name, plots)
+    (run_dir / CAPACITY_MD).write_text(text, encoding="utf-8")
+    return text

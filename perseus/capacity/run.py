@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
-from perseus import results
-from perseus.analysis.summary import SHARED, SOLO_PREFIX, summarize
 from perseus.analysis.validity import CONFIDENCE
-from perseus.capacity.search import DEFAULT_PRECISION, MAX_PROBES, Search, find_capacity
+from perseus.capacity.search import DEFAULT_PRECISION, MAX_PROBES, Searched, find_capacity
+from perseus.checks import Prepared
 from perseus.errors import InputError
-from perseus.plan import Deployment
+from perseus.kinds import DeploymentKind
+from perseus.manifest import CommandKind, Manifest, Status
+from perseus.plan import SHARED, SOLO_PREFIX, Deployment
+from perseus.progress import Progress
+from perseus.report import summary_of
+from perseus.run import Runner, new_manifest, save_inputs
 from perseus.scenario import Scenario
 
 CAPACITY_CSV = "capacity.csv"
@@ -34,7 +37,7 @@ class Settings:
 
 @dataclass
 class Outcome:
-    searches: dict[str, tuple[tuple[str, ...], Search]] = field(default_factory=dict)
+    searches: dict[str, Searched] = field(default_factory=dict)
     probes: list[dict] = field(default_factory=list)  # one row per (probe, tenant)
     pair_p99: dict[tuple[str, str], float] = field(default_factory=dict)
     solo_p99: dict[str, float] = field(default_factory=dict)
@@ -48,6 +51,11 @@ def check(scenario: Scenario, source: str) -> None:
     for i, tenant in enumerate(scenario.tenants):
         if not tenant.load.open_loop:
             raise InputError(source, f"tenants[{i}].load.arrival", "capacity needs open-loop tenants, not 'closed'")
+
+
+def checker(scenario_file: Path) -> Callable[[Scenario], None]:
+    """``check`` for ``checks.prepare``, which runs it before any model is built."""
+    return lambda scenario: check(scenario, str(scenario_file))
 
 
 # A probe lengthens itself (up to this many times the scenario's duration) so that even at a low
@@ -77,55 +85,62 @@ def probe_name(prefix: str, k: float) -> str:
     return f"{prefix}-x{k:.3f}"
 
 
-def measure(run_dir: Path, scenario: Scenario, deployment: Deployment, status: str, k: float) -> list[dict]:
-    """The probe's per-tenant rows (valid, p99, ...) from its own records; a failed probe has none."""
-    path = run_dir / deployment.name / results.REQUESTS
-    if status != "completed" or not path.exists():
+def measure(run_dir: Path, deployment: Deployment, status: Status, k: float) -> list[dict]:
+    """The probe's per-tenant rows (valid, p99, ...) from its own folder; a failed probe has none."""
+    if status != Status.COMPLETED:
         return []
-    requests = pq.read_table(path).to_pandas()
-    meta = {deployment.name: {"tenants": list(deployment.tenants), "duration_s": scenario.run.duration_s}}
-    summary = summarize(requests, scenario.model_dump(mode="json"), meta, None)
-    rows = summary.rows.assign(scale=k)
+    rows = summary_of(run_dir, [deployment.name]).rows.assign(scale=k)
     return rows.to_dict("records")
 
 
 def execute(
-    scenario: Scenario, settings: Settings, run_one: Callable[[Scenario, Deployment], str], run_dir: Path
+    ready: Prepared, settings: Settings, run_dir: Path, command: str, progress: Progress
+) -> tuple[Manifest, Outcome]:
+    """Every capacity search, then the interference pairs, into ``run_dir``; returns the manifest and outcome."""
+    manifest = new_manifest(ready, [], command, kind=CommandKind.CAPACITY)
+    save_inputs(run_dir, ready.file, manifest)
+    with Runner(run_dir, manifest, ready.use_gpu, progress) as runner:
+        outcome = search_all(ready.scenario, settings, lambda sc, dep: runner.run(sc, dep, ready.repository), run_dir)
+    return manifest, outcome
+
+
+def search_all(
+    scenario: Scenario, settings: Settings, run_one: Callable[[Scenario, Deployment], Status], run_dir: Path
 ) -> Outcome:
     """``run_one(scenario, deployment)`` runs one probe deployment and returns its status."""
     out = Outcome()
     names = [t.name for t in scenario.tenants]
 
-    def prober(prefix: str, tenants: tuple[str, ...]):
+    def prober(prefix: str, tenants: tuple[str, ...], kind: DeploymentKind):
         def probe(k: float) -> bool:
             scaled = probe_scenario(scenario, k, tenants)
-            deployment = Deployment(probe_name(prefix, k), tenants)
+            deployment = Deployment(probe_name(prefix, k), tenants, kind=DeploymentKind.PROBE, scale=k)
             status = run_one(scaled, deployment)
-            if status == "interrupted":
+            if status == Status.INTERRUPTED:
                 raise Interrupted
-            rows = measure(run_dir, scaled, deployment, status, k)
+            rows = measure(run_dir, deployment, status, k)
             out.probes.extend({**r, "search": prefix} for r in rows)
-            if k == 1.0 and prefix.startswith(SOLO_PREFIX) and rows:
+            if k == 1.0 and kind == DeploymentKind.SOLO and rows:
                 out.solo_p99[rows[0]["tenant"]] = rows[0]["p99_ms"]
             return bool(rows) and all(r["valid"] for r in rows)
 
         return probe
 
-    plan = [(f"{SOLO_PREFIX}{n}", (n,)) for n in names] if len(names) > 1 else []
-    plan.append((SHARED, tuple(names)))
+    plan = [(f"{SOLO_PREFIX}{n}", (n,), DeploymentKind.SOLO) for n in names] if len(names) > 1 else []
+    plan.append((SHARED, tuple(names), DeploymentKind.SHARED))
     try:
-        for prefix, tenants in plan:
+        for prefix, tenants, kind in plan:
             search = find_capacity(
-                prober(prefix, tenants), precision=settings.precision, max_probes=settings.max_probes
+                prober(prefix, tenants, kind), precision=settings.precision, max_probes=settings.max_probes
             )
-            out.searches[prefix] = (tenants, search)
+            out.searches[prefix] = Searched(tenants, kind, search)
         if settings.interference and len(names) > 1:
             for a, b in itertools.combinations(names, 2):
-                deployment = Deployment(f"pair-{a}-{b}", (a, b))
+                deployment = Deployment(f"pair-{a}-{b}", (a, b), kind=DeploymentKind.GROUP)
                 status = run_one(scenario, deployment)
-                if status == "interrupted":
+                if status == Status.INTERRUPTED:
                     raise Interrupted
-                for row in measure(run_dir, scenario, deployment, status, 1.0):
+                for row in measure(run_dir, deployment, status, 1.0):
                     other = b if row["tenant"] == a else a
                     out.pair_p99[(row["tenant"], other)] = row["p99_ms"]
     except Interrupted:

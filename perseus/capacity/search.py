@@ -28,6 +28,15 @@ class Search:
         return self.capacity is not None and self.upper is not None
 
 
+@dataclass(frozen=True)
+class Searched:
+    """One capacity search: which tenants were scaled together, as what kind of deployment."""
+
+    tenants: tuple[str, ...]
+    kind: str  # perseus.kinds.DeploymentKind: "solo" (one tenant alone) or "shared" (every tenant together)
+    search: Search
+
+
 def find_capacity(
     probe: Callable[[float], bool],
     *,

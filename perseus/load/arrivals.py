@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 
 from perseus.scenario import LoadSpec
+from perseus.traces import read_azure_counts, read_timestamps
 
 
 def tenant_rng(seed: int, tenant: str) -> np.random.Generator:
@@ -116,8 +117,6 @@ def schedule(load: LoadSpec, warmup_s: float, duration_s: float, rng: np.random.
     if kind == "spike":
         return piecewise_poisson(spike_segments(load, -warmup_s, duration_s), rng)
     if kind == "trace":
-        from perseus.load.traces import read_azure_counts, read_timestamps
-
         if load.trace_format == "azure":
             counts = read_azure_counts(load.trace)
             return piecewise_poisson(azure_segments(counts, load.trace_minute_s, load.rate, -warmup_s, duration_s), rng)

@@ -43,9 +43,11 @@ from locust.runners import STATE_MISSING
 
 from perseus import children
 from perseus.errors import PerseusError
+from perseus.load.build import build_load_run
 from perseus.load.engine import ABORT_GRACE_S, LoadRun, TenantLoad
 from perseus.load.shards import scenario_from_plan, shard_loads
-from perseus.server.ports import LOOPBACK, free_ports
+from perseus.plan import Deployment
+from perseus.ports import LOOPBACK, free_ports
 
 PLAN, RECORDS, DONE, ABORT = "perseus_plan", "perseus_records", "perseus_done", "perseus_abort"
 # Between sending the plans and the start of warm-up: time for every worker to build its requests
@@ -482,9 +484,6 @@ def _send_every(outbox: _Outbox, period_s: float) -> None:
 
 def build_shard(plan: dict, url: str, recorder) -> LoadRun:
     """The worker's LoadRun: the whole deployment's load, built exactly as one process builds it, then sharded."""
-    from perseus.experiment import build_load_run
-    from perseus.plan import Deployment
-
     deployment = Deployment(**{**plan["deployment"], "tenants": tuple(plan["deployment"]["tenants"])})
     with tempfile.TemporaryDirectory(prefix="perseus-worker-") as tmp:
         scenario = scenario_from_plan(plan, Path(tmp))  # trace files are read while the schedules are built

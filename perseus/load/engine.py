@@ -28,8 +28,9 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
+from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
-from perseus.load.recorder import StreamWriter
+from perseus.records import StreamWriter
 
 # Connections per open-loop tenant. A request that finds every connection busy waits for one, and
 # that wait is charged to latency (it counts from the scheduled time), so this bounds nothing that
@@ -71,7 +72,7 @@ class TenantLoad:
 
     @property
     def open_loop(self) -> bool:
-        return self.arrival != "closed"
+        return is_open_loop(self.arrival)
 
 
 class HttpTransport:

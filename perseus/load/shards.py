@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from perseus.scenario import Scenario
+
 
 def shard_schedule(schedule: np.ndarray, shard: int, shards: int) -> np.ndarray:
     """Arrivals ``shard, shard + shards, ...``: the shards partition the schedule, in time order."""
@@ -65,8 +67,6 @@ def scenario_from_plan(plan: dict, folder: Path):
     A worker on another machine does not have the master's files; the trace is the only one it needs
     (request bodies come from the server's model metadata).
     """
-    from perseus.scenario import Scenario
-
     data = json.loads(plan["scenario"])
     for tenant in data["tenants"]:
         if tenant["name"] in plan["traces"]:

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from perseus import children
 from perseus.errors import InputError, ServerError
+from perseus.ports import LOOPBACK
 from perseus.scenario import DEFAULT_DOCKER_IMAGE
 from perseus.server import http_ok
 from perseus.server.local import EXIT_TIMEOUT_S, KILL_GRACE_S, load_failures, log_tail
-from perseus.server.ports import LOOPBACK
 from perseus.server.repository import NATIVE_CONFIG_NAME
 
 # Triton's ports inside the container: HTTP, gRPC, metrics.

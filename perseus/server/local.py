@@ -17,9 +17,9 @@ from pathlib import Path
 
 from perseus import children
 from perseus.errors import ServerError
+from perseus.ports import LOOPBACK, free_ports
 from perseus.server import http_ok
 from perseus.server.binary import find_install
-from perseus.server.ports import LOOPBACK, free_ports
 
 # With Python-backend models, tritonserver waits the whole exit timeout for unloads (30 s by
 # default, ENVIRONMENT.md); 3 s is plenty for onnxruntime sessions to drop.

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from perseus.exits import command_line, errors, exit_for, terminate_as_interrupt
+
 QUICK_DURATION_S = 3.0
 QUICK_WARMUP_S = 1.0
 
@@ -40,20 +42,21 @@ def sweep_command(
     plots and sweep.md, with the tenants' rank correlation. The last line on stdout is the sweep folder.
     Exit codes: 0 done, 1 a point failed, 2 bad input, 130 interrupted (rerun with the same --out to resume).
     """
-    from perseus import run as runs
-    from perseus.cli import _command, _errors, _exit_for, _terminate_as_interrupt
+    from perseus import checks
+    from perseus.display import RunDisplay
     from perseus.sweep import analysis as sweep_analysis
     from perseus.sweep import report as sweep_report
     from perseus.sweep import run as sweep
 
     if quick:
         duration, warmup = duration or QUICK_DURATION_S, QUICK_WARMUP_S if warmup is None else warmup
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    with _errors():
-        ready = runs.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=False)
+    signal.signal(signal.SIGTERM, terminate_as_interrupt)
+    with errors():
+        ready = checks.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=False, say=RunDisplay.say)
         points = sweep.check(ready)
-        run_dir, manifest = sweep.open_dir(out, ready, points, _command())
-        status = sweep.execute(ready, points, run_dir, manifest, limit)
+        run_dir, manifest = sweep.open_dir(out, ready, points, command_line())
+        with RunDisplay(len(sweep.pending_points(run_dir, points, limit))) as display:
+            status = sweep.execute(ready, points, run_dir, manifest, limit, display)
         spec, tenants = ready.scenario.sweep, [t.name for t in ready.scenario.tenants]
         result = sweep_analysis.analyse(
             sweep.load_points(run_dir, points), list(spec.factors), tenants, spec.objective_percentile
@@ -63,4 +66,4 @@ def sweep_command(
         )
         typer.echo(text, err=True)
         typer.echo(str(run_dir))
-    raise _exit_for(status)
+    raise exit_for(status)

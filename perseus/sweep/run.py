@@ -18,15 +18,19 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from perseus import results
-from perseus import run as runs
 from perseus.analysis.stats import sla_latency
-from perseus.analysis.summary import summarize
+from perseus.checks import Prepared, prepare_run_dir
 from perseus.errors import InputError
+from perseus.kinds import DeploymentKind
+from perseus.manifest import CommandKind, DeploymentRecord, Manifest, Status, SweepBook
 from perseus.plan import Deployment
+from perseus.progress import Progress
+from perseus.report import summary_of
+from perseus.run import Runner, new_manifest, save_inputs
 from perseus.scenario import Scenario, parse_factor
+from perseus.server import repository
 from perseus.sweep.design import Point, apply, design, scale_of
 
-KIND = "sweep"
 POINTS = "points"
 SWEEP_CSV = "sweep.csv"
 PARETO_CSV = "pareto.csv"
@@ -38,7 +42,7 @@ def describe(settings: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in settings.items())
 
 
-def check(ready: runs.Prepared) -> list[Point]:
+def check(ready: Prepared) -> list[Point]:
     """The design's points, each checked against the models (batching, batch sizes) before anything runs."""
     scenario, source = ready.scenario, str(ready.file)
     spec = scenario.sweep
@@ -53,8 +57,6 @@ def check(ready: runs.Prepared) -> list[Point]:
                 f"sweep.factors.{json.dumps(key, ensure_ascii=False)}",
                 f"no tenant {target!r} (tenants: {', '.join(names)})",
             )
-    from perseus.server import repository
-
     points = design(spec)
     levels = spec.effective_levels()
     for point in points:
@@ -83,16 +85,16 @@ def _first_difference(a, b, path: str = "") -> str | None:
     return None if a == b else (path or "(top)")
 
 
-def _resumable(run_dir: Path, effective: dict, points: list[Point]) -> dict:
+def _resumable(run_dir: Path, effective: dict, points: list[Point]) -> Manifest:
     """The manifest of a sweep folder that this very sweep may resume; anything else is refused (exit 2)."""
     hint = "use a new or empty --out folder"
     try:
-        manifest = results.read_manifest(run_dir)
+        manifest = Manifest.load(run_dir)
     except (OSError, ValueError):
         raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}") from None
-    if manifest.get("kind") != KIND:
+    if manifest.kind != CommandKind.SWEEP or manifest.sweep is None:
         raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}")
-    differs = _first_difference((manifest.get("scenario") or {}).get("effective"), effective)
+    differs = _first_difference(manifest.scenario.effective, effective)
     if differs:
         raise InputError(
             "--out",
@@ -100,35 +102,30 @@ def _resumable(run_dir: Path, effective: dict, points: list[Point]) -> dict:
             f"{run_dir} holds a sweep of another scenario or settings (differs at {differs}); "
             f"resume with the same scenario file and flags, or {hint}",
         )
-    if [p["name"] for p in manifest.get(KIND, {}).get("points", [])] != [p.name for p in points]:
+    if [p["name"] for p in manifest.sweep.points] != [p.name for p in points]:
         raise InputError("--out", None, f"{run_dir} holds a sweep with other design points; {hint}")
     return manifest
 
 
-def open_dir(out: Path | None, ready: runs.Prepared, points: list[Point], command: str) -> tuple[Path, dict]:
+def open_dir(out: Path | None, ready: Prepared, points: list[Point], command: str) -> tuple[Path, Manifest]:
     """A new sweep folder (``--out`` absent or empty), or an existing one of the same sweep, to resume."""
     effective = ready.scenario.model_dump(mode="json")
     if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
         run_dir = Path(out)
         manifest = _resumable(run_dir, effective, points)
-        manifest[KIND].setdefault("resumed", []).append({"at": results.utc_now(), "command": command})
-        manifest.update(status="running", ended=None)
-        results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+        manifest.reopen(results.utc_now(), command)
+        manifest.save(run_dir)
         return run_dir, manifest
-    run_dir = runs.prepare_run_dir(out, f"{ready.scenario.name}-sweep")
-    manifest = runs.new_manifest(
-        ready.file, ready.raw, ready.scenario, [], ready.price, ready.gpus, ready.gpu_note, command
-    )
+    run_dir = prepare_run_dir(out, f"{ready.scenario.name}-sweep")
+    manifest = new_manifest(ready, [], command, kind=CommandKind.SWEEP)
     spec = ready.scenario.sweep
-    manifest["kind"] = KIND
-    manifest[KIND] = {
-        "sampling": spec.sampling,
-        "seed": spec.seed,
-        "levels": spec.effective_levels(),
-        "points": [{"name": p.name, "index": p.index, "settings": p.settings} for p in points],
-        "committed": {},
-    }
-    runs.save_inputs(run_dir, ready.file, manifest)
+    manifest.sweep = SweepBook(
+        sampling=spec.sampling,
+        seed=spec.seed,
+        levels=spec.effective_levels(),
+        points=[{"name": p.name, "index": p.index, "settings": p.settings} for p in points],
+    )
+    save_inputs(run_dir, ready.file, manifest)
     return run_dir, manifest
 
 
@@ -145,16 +142,16 @@ def _native(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def measure(run_dir: Path, point: Point, scenario: Scenario, entry: dict, usd_per_hour: float | None) -> dict:
-    """The point's result record, from its own requests (pure apart from reading them)."""
+def measure(run_dir: Path, point: Point, scenario: Scenario, entry: DeploymentRecord) -> dict:
+    """The point's result record, from its own folder (its price is the run's, from the manifest)."""
     spec = scenario.sweep
     record = {
         "point": point.name,
         "index": point.index,
         "settings": point.settings,
         "scale": scale_of(point.settings, spec.effective_levels()),
-        "status": entry["status"],
-        "reason": entry.get("reason"),
+        "status": str(entry.status),
+        "reason": entry.reason,
         "servers": {t.name: t.server.model_dump(mode="json") for t in scenario.tenants},
         "objective_percentile": spec.objective_percentile,
         "tenants": {},
@@ -163,10 +160,8 @@ def measure(run_dir: Path, point: Point, scenario: Scenario, entry: dict, usd_pe
     path = run_dir / point.name / results.REQUESTS
     if not path.exists():
         return record
-    requests = pq.read_table(path).to_pandas()
-    tenants = [t.name for t in scenario.tenants]
-    meta = {point.name: {"tenants": tenants, "duration_s": entry["duration_s"], "status": entry["status"]}}
-    summary = summarize(requests, scenario.model_dump(mode="json"), meta, usd_per_hour)
+    summary = summary_of(run_dir, [point.name])
+    requests = pq.read_table(path, columns=["tenant", "latency_ms", "ok", "warmup"]).to_pandas()
     measured = requests[~requests["warmup"]]
     for row in summary.rows.to_dict("records"):
         mine = measured[measured["tenant"] == row["tenant"]]
@@ -178,7 +173,14 @@ def measure(run_dir: Path, point: Point, scenario: Scenario, entry: dict, usd_pe
     return record
 
 
-def execute(ready: runs.Prepared, points: list[Point], run_dir: Path, manifest: dict, limit: int | None) -> str:
+def pending_points(run_dir: Path, points: list[Point], limit: int | None) -> list[Point]:
+    """The points (of the first ``limit``) this run will measure: those not committed yet."""
+    return [p for p in (points[:limit] if limit else points) if not committed(run_dir, p)]
+
+
+def execute(
+    ready: Prepared, points: list[Point], run_dir: Path, manifest: Manifest, limit: int | None, progress: Progress
+) -> Status:
     """Run every point (of the first ``limit``) not yet committed, in design order; commit each as it ends.
 
     Returns the sweep's status. A point interrupted half-way is not committed: its folder is removed
@@ -187,37 +189,36 @@ def execute(ready: runs.Prepared, points: list[Point], run_dir: Path, manifest: 
     scenario = ready.scenario
     levels = scenario.sweep.effective_levels()
     names = tuple(t.name for t in scenario.tenants)
-    usd_per_hour = getattr(ready.price, "usd_per_hour", None)
-    book = manifest[KIND]["committed"]
+    book = manifest.sweep.committed
     for record in load_points(run_dir, points):  # a commit whose manifest update was lost still counts
         book.setdefault(record["point"], {"file": f"{POINTS}/{record['point']}.json", "status": record["status"]})
     chosen = points[:limit] if limit else points
-    pending = [p for p in chosen if not committed(run_dir, p)]
+    pending = pending_points(run_dir, points, limit)
     interrupted = False
     try:
-        with runs.Runner(run_dir, manifest, ready.use_gpu, len(pending)) as runner:
+        with Runner(run_dir, manifest, ready.use_gpu, progress) as runner:
             for point in pending:
                 at_point = apply(scenario, point.settings, levels)
                 partial = run_dir / point.name
                 if partial.exists():  # left by an interrupted attempt; never a committed point's folder
                     shutil.rmtree(partial)
-                status = runner.run(at_point, Deployment(point.name, names), ready.repository)
-                if status == "interrupted":
+                deployment = Deployment(point.name, names, kind=DeploymentKind.POINT)
+                status = runner.run(at_point, deployment, ready.repository)
+                if status == Status.INTERRUPTED:
                     interrupted = True
                     break
-                entry = manifest["deployments"][point.name]
-                record = measure(run_dir, point, at_point, entry, usd_per_hour)
+                record = measure(run_dir, point, at_point, manifest.deployments[point.name])
                 (run_dir / POINTS).mkdir(exist_ok=True)
                 results.write_json_atomic(point_file(run_dir, point), record)
                 book[point.name] = {"file": f"{POINTS}/{point.name}.json", "status": status, "at": results.utc_now()}
                 runner.save()
     except KeyboardInterrupt:
         interrupted = True
-    failed = any(book[p.name]["status"] != "completed" for p in chosen if p.name in book)
-    manifest["status"] = "interrupted" if interrupted else ("failed" if failed else "completed")
-    manifest[KIND]["pending"] = [p.name for p in points if not committed(run_dir, p)]
-    results.write_json_atomic(run_dir / results.MANIFEST, manifest)
-    return manifest["status"]
+    failed = any(book[p.name]["status"] != Status.COMPLETED for p in chosen if p.name in book)
+    manifest.close(Status.INTERRUPTED if interrupted else (Status.FAILED if failed else Status.COMPLETED))
+    manifest.sweep.pending = [p.name for p in points if not committed(run_dir, p)]
+    manifest.save(run_dir)
+    return manifest.status
 
 
 def load_points(run_dir: Path, points: list[Point]) -> list[dict]:

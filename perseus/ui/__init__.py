@@ -10,22 +10,25 @@ import contextlib
 import hmac
 import ipaddress
 import os
-import shlex
 import signal
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from perseus import checks
+from perseus.display import RunDisplay
 from perseus.errors import InputError, PerseusError, ServerError
+from perseus.exits import EXIT_INTERRUPTED, command_line, exit_for, terminate_as_interrupt
+from perseus.plan import Deployment, shared, solo
+from perseus.run import new_manifest, save_inputs
+from perseus.scenario import Scenario
 
 USER_ENV = "PERSEUS_UI_USER"
 PASSWORD_ENV = "PERSEUS_UI_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 DEFAULT_WEB_PORT = 8089
-EXIT_CODES = {"completed": 0, "interrupted": 130}
 
 
 @dataclass(frozen=True)
@@ -106,19 +109,19 @@ def ui_command(
     Ctrl-C quits. The last line on stdout is the run folder. Exit codes: 0 done, 1 failed,
     2 bad input, 130 interrupted during a measurement (or closed before any).
     """
-    from perseus import scenario as scenarios
-    from perseus.cli import _terminate_as_interrupt  # one SIGTERM policy for every command
-
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    signal.signal(signal.SIGTERM, terminate_as_interrupt)
     try:
         credentials = credentials_for(web_host)
         problem = port_problem(web_host, web_port)
         if problem:
             raise InputError("--web-port", None, f"cannot listen on {web_host}:{web_port}: {problem}")
-        scenario, raw = scenarios.load(scenario_file)
-        scenario = scenarios.with_overrides(scenario, duration_s=duration, warmup_s=warmup, source=str(scenario_file))
+        checks.check_out(out)
+        scenario, raw = checks.load_scenario(scenario_file, duration_s=duration, warmup_s=warmup)
         chosen = _deployment(scenario, deployment)
-        status, run_dir = _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, credentials)
+        # The same checks as `perseus run` (remote, docker, models, price, GPU), then the models this
+        # deployment needs are built.
+        ready = checks.check_and_build(scenario_file, scenario, raw, tenants=list(chosen.tenants), say=RunDisplay.say)
+        status, run_dir = _serve(ready, chosen, out, web_host, web_port, credentials)
     except PerseusError as exc:
         typer.echo(f"perseus: {exc}", err=True)
         run_dir = getattr(exc, "run_dir", None)
@@ -127,51 +130,35 @@ def ui_command(
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("perseus: interrupted", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(str(run_dir))
-    raise typer.Exit(EXIT_CODES.get(status, 1))
+    raise exit_for(status)
 
 
-def _deployment(scenario, name: str):
-    from perseus.plan import SHARED, SOLO_PREFIX, Deployment
-
-    tenants = [t.name for t in scenario.tenants]
-    if name == SHARED:
-        return Deployment(SHARED, tuple(tenants))
-    if name.startswith(SOLO_PREFIX) and name[len(SOLO_PREFIX) :] in tenants:
-        return Deployment(name, (name[len(SOLO_PREFIX) :],))
-    choices = ", ".join([SHARED, *(SOLO_PREFIX + t for t in tenants)])
+def _deployment(scenario: Scenario, name: str) -> Deployment:
+    """The deployment the user named: the shared server, or a tenant's solo baseline."""
+    candidates = [shared(scenario), *(solo(t.name) for t in scenario.tenants)]
+    for candidate in candidates:
+        if candidate.name == name:
+            return candidate
+    choices = ", ".join(c.name for c in candidates)
     raise InputError("--deployment", None, f"'{name}' is not a deployment of this scenario (choose: {choices})")
 
 
-def _serve(scenario_file, raw, scenario, chosen, out, web_host, web_port, credentials):
-    """Checks and the run folder, as `perseus run` does them; then the session until Ctrl-C."""
-    from perseus import run as runs
-    from perseus import scenario as scenarios
-    from perseus.models.ensure import ensure_built
-    from perseus.server import repository
-    from perseus.telemetry import gpu
+def _serve(ready: checks.Prepared, chosen: Deployment, out, web_host, web_port, credentials):
+    """The run folder, as `perseus run` makes it; then the session until Ctrl-C."""
+    from perseus.ui import app  # deferred: imports Locust (gevent monkey-patching), only once checks passed
 
-    repo = scenarios.repository_path(scenario, scenario_file)
-    repository.check_models(scenario, repo, str(scenario_file))
-    price = runs.check_price(scenario, str(scenario_file))
-    gpus, gpu_note = gpu.gpus()
-    use_gpu = runs.use_gpu(scenario, gpus, str(scenario_file))
-    ensure_built(repo, [scenario.tenant(t).model for t in chosen.tenants])
-
-    from perseus.ui import app  # imports Locust (gevent monkey-patching): only now
-
-    run_dir = runs.prepare_run_dir(out, scenario.name)
-    command = shlex.join(["perseus", *sys.argv[1:]])
-    manifest = runs.new_manifest(scenario_file, raw, scenario, [chosen], price, gpus, gpu_note, command)
-    runs.save_inputs(run_dir, scenario_file, manifest)
+    run_dir = checks.prepare_run_dir(out, ready.scenario.name)
+    manifest = new_manifest(ready, [chosen], command_line())
+    save_inputs(run_dir, ready.file, manifest)
     session = app.UiSession(
-        scenario,
+        ready.scenario,
         chosen,
-        repo,
+        ready.repository,
         run_dir,
         manifest,
-        gpu=use_gpu,
+        gpu=ready.use_gpu,
         web_host=web_host,
         web_port=web_port,
         credentials=credentials,

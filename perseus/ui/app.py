@@ -24,7 +24,6 @@ import hmac
 import json
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,16 +35,12 @@ from locust import LoadTestShape
 from locust.env import Environment
 
 from perseus import report, results
-from perseus import run as runs
 from perseus.errors import InputError
-from perseus.experiment import Outcome, _server, _Ticker, build_load_run
 from perseus.load.engine import ABORT_GRACE_S, LoadRun
-from perseus.load.recorder import StreamWriter
+from perseus.manifest import Manifest
 from perseus.plan import Deployment
 from perseus.scenario import Scenario
-from perseus.server.local import log_tail
-from perseus.telemetry import host
-from perseus.telemetry.nvml import GpuSampler
+from perseus.session import DeploymentSession
 from perseus.ui import Credentials
 from perseus.ui.live import LiveStats, TenantInfo, load_text
 
@@ -54,7 +49,6 @@ TICK_S = 0.5
 STOP_DRAIN_S = ABORT_GRACE_S + 1.5  # Stop waits this long for in-flight requests to complete
 TAB_KEY = "perseus"
 STOPPED_REASON = "stopped from the web UI"
-INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
 TEMPLATES = Path(__file__).with_name("templates")
 
 TEXT_KEYS = ["tenant", "load", "sla", "met"]
@@ -79,16 +73,21 @@ class _LoginUser(UserMixin):
         self.id = name
 
 
-class _TappedWriter(StreamWriter):
-    """The request recorder, also feeding every record to the live statistics."""
+class _PhaseProgress:
+    """``perseus.progress.Progress`` for the UI session: the phase the perseus page shows."""
 
-    def __init__(self, path: Path, schema, live: LiveStats):
-        super().__init__(path, schema)
-        self._live = live
+    def __init__(self, ui: UiSession):
+        self.ui = ui
 
-    def add(self, row: tuple) -> None:
-        super().add(row)
-        self._live.add(row)
+    def message(self, text: str) -> None:
+        pass
+
+    def position(self, index: int) -> str:
+        return str(index)
+
+    def update(self, index, deployment, phase, now_s, duration_s, loads) -> None:
+        if self.ui.measuring and not self.ui.run.abort_reason:
+            self.ui.phase = phase
 
 
 class _OneUserPerTenant(LoadTestShape):
@@ -120,7 +119,7 @@ class UiSession:
         deployment: Deployment,
         source_repo: Path,
         run_dir: Path,
-        manifest: dict,
+        manifest: Manifest,
         *,
         gpu: bool,
         web_host: str,
@@ -130,7 +129,6 @@ class UiSession:
         self.scenario, self.deployment, self.source_repo = scenario, deployment, source_repo
         self.run_dir, self.manifest, self.gpu = run_dir, manifest, gpu
         self.web_host, self.web_port, self.credentials = web_host, web_port, credentials
-        self.dep_dir = run_dir / deployment.name
         self.live = LiveStats(
             [
                 TenantInfo(
@@ -143,47 +141,34 @@ class UiSession:
                 for t in (scenario.tenant(n) for n in deployment.tenants)
             ]
         )
-        self.entry = manifest["deployments"][deployment.name]
         self.phase = "starting tritonserver"
         self.measuring = False  # a test is running (Start was pressed, not yet finalized)
         self.finalized = False
         self.cause: str | None = None  # why the measurement ended: completed | stopped | interrupted | failed
         self.interrupting = False
-        self.started = ""
         self.end_now: float | None = None
         self.report_error: str | None = None
-        self.server = None  # LocalServer (or the scenario's remote server)
-        self.served: dict[str, str] | None = None
+        # The same lifecycle `perseus run` uses; the UI decides when the load starts (Start).
+        self.session = DeploymentSession(
+            scenario, deployment, source_repo, run_dir, gpu=gpu, progress=_PhaseProgress(self), on_record=self.live.add
+        )
         self.run: LoadRun | None = None
         self.env: Environment | None = None
-        self.gpu_sampler: GpuSampler | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
         self._ticker: gevent.Greenlet | None = None
         self._finalizer: gevent.Greenlet | None = None
-        self._recorder: _TappedWriter | None = None
-        self._telemetry: StreamWriter | None = None
-        self._records_open = False
         self.report_built = False
         self._page = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True).get_template(
             "perseus.html.j2"
         )
 
     # -- setup -----------------------------------------------------------------------------------
+    @property
+    def record(self):
+        return self.manifest.deployments[self.deployment.name]
+
     def start(self) -> None:
         """Render the repository, start tritonserver, then Locust's environment and web UI."""
-        self.dep_dir.mkdir(parents=True, exist_ok=False)
-        self._recorder = _TappedWriter(self.dep_dir / results.REQUESTS, results.REQUEST_SCHEMA, self.live)
-        self._telemetry = StreamWriter(self.dep_dir / results.TELEMETRY, results.TELEMETRY_SCHEMA)
-        self._records_open = True
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"perseus-{self.deployment.name}-")
-        # The same server `perseus run` starts for this deployment (local: loopback tritonserver).
-        self.server, self.served = _server(
-            self.scenario, self.deployment, self.source_repo, Path(self._tmp.name), self.dep_dir, self.gpu
-        )
-        self.server.start()
-        self.run = build_load_run(
-            self.scenario, self.deployment, self.server.url, self._recorder, self.served, self.source_repo
-        )
+        self.run = self.session.open()
         self.env = Environment(user_classes=self._user_classes(), shape_class=_OneUserPerTenant(self.run))
         self.run.env = self.env  # every request also becomes a Locust request event (its charts)
         self.env.create_local_runner()
@@ -222,26 +207,17 @@ class UiSession:
         if self.finalized or self.measuring:
             return  # one measurement per process: the users find the run stopped and send nothing
         self.measuring = True
-        self.started = results.utc_now()
+        self.session.outcome.started = results.utc_now()
         self.run.begin(LEAD_S)
-        self.entry["status"] = "running"
-        results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
-        run, server = self.run, self.server
-        samplers, pids = host.process_samplers(server.pid())
-        self.gpu_sampler = GpuSampler(run.now, period_s=self.scenario.run.gpu_sample_period_s, pids=pids)
-        self.gpu_sampler.start()
-        ticker = _Ticker(run, server, self._recorder, self._telemetry, samplers, self.gpu_sampler, self._show)
-        self._ticker = gevent.spawn(self._tick_loop, ticker)
+        self.manifest.begin(self.deployment, self.scenario.run.duration_s)
+        self.manifest.save(self.run_dir)
+        self.session.start_telemetry()
+        self._ticker = gevent.spawn(self._tick_loop)
 
-    def _tick_loop(self, ticker: _Ticker) -> None:
+    def _tick_loop(self) -> None:
         while True:
             gevent.sleep(TICK_S)
-            ticker()
-
-    def _show(self, now: float) -> None:
-        if self.measuring and not self.run.abort_reason:
-            duration = self.scenario.run.duration_s
-            self.phase = "warm-up" if now < 0 else ("measuring" if now < duration else "draining")
+            self.session.tick()
 
     def _on_test_stopping(self, **_kw) -> None:
         """Before Locust kills the users: stop new arrivals and let requests in flight complete."""
@@ -254,7 +230,7 @@ class UiSession:
             self.cause = "completed"
         else:
             self.cause = "interrupted" if self.interrupting else "stopped"
-            run.abort(INTERRUPTED_REASON if self.interrupting else STOPPED_REASON)
+            run.abort("interrupted (Ctrl-C or SIGTERM)" if self.interrupting else STOPPED_REASON)
             self.phase = "stopping: waiting for requests in flight"
             deadline = time.monotonic() + STOP_DRAIN_S
             while not run.finished() and time.monotonic() < deadline:
@@ -275,21 +251,19 @@ class UiSession:
         if run.abort_reason is None:
             run.abort("the measurement is over")  # a later Start sends nothing
         self.phase = "writing results"
-        outcome = Outcome(status="completed", started=self.started, served=self.served)
-        cause = self.cause or "stopped"
+        cause, session = self.cause or "stopped", self.session
         if cause == "failed":
-            outcome.status, outcome.reason = "failed", run.abort_reason
+            session.fail(run.abort_reason)
         elif cause == "interrupted":
-            outcome.status, outcome.reason = "interrupted", INTERRUPTED_REASON
+            session.interrupt()
         elif cause == "stopped":
             duration = self.scenario.run.duration_s
-            measured = max(0.0, self.end_now)
-            outcome.reason = f"{STOPPED_REASON} after {measured:.1f} of {duration:g} measured seconds"
+            session.outcome.reason = (
+                f"{STOPPED_REASON} after {max(0.0, self.end_now):.1f} of {duration:g} measured seconds"
+            )
         if cause != "completed":
-            outcome.measured_s = max(0.0, self.end_now)
-        self._close_records(outcome)
-        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
-        self._save_manifest()
+            session.stopped_at(self.end_now)
+        outcome = self._close()
         self.measuring, self.finalized = False, True
         self.phase = "building the report"
         self._build_report()
@@ -297,21 +271,13 @@ class UiSession:
             outcome.status, "finished"
         )
 
-    def _close_records(self, outcome: Outcome, log_tail_on_failure: bool = True) -> None:
-        if self.gpu_sampler is not None:
-            self.gpu_sampler.stop()
-            for row in self.gpu_sampler.drain():
-                self._telemetry.add(row)
-        if self.server is not None:
-            self.server.stop()
-        outcome.requests = self._recorder.count
-        if self._records_open:
-            self._records_open = False
-            self._recorder.close()
-            self._telemetry.close()
-        outcome.ended = results.utc_now()
-        if log_tail_on_failure and outcome.status != "completed" and not outcome.server_log_tail:
-            outcome.server_log_tail = log_tail(self.dep_dir / results.SERVER_LOG) or None
+    def _close(self, log_tail: bool = True):
+        """Close the session (server stopped, records written) and record its outcome in the manifest."""
+        outcome = self.session.close(log_tail=log_tail)
+        self.manifest.finish(self.deployment.name, **outcome.record_fields(self.scenario.run.duration_s))
+        self.manifest.close()
+        self.manifest.save(self.run_dir)
+        return outcome
 
     def _build_report(self) -> None:
         """summary.csv, report.md/html and plots, from the run folder alone (as `perseus report`)."""
@@ -321,11 +287,6 @@ class UiSession:
             self.report_built = True
         except Exception as exc:  # the run folder is complete without it; say why on the page
             self.report_error = f"{type(exc).__name__}: {exc}"
-
-    def _save_manifest(self) -> None:
-        self.manifest["status"] = runs.overall_status(self.manifest)
-        self.manifest["ended"] = results.utc_now()
-        results.write_json_atomic(self.run_dir / results.MANIFEST, self.manifest)
 
     # -- shutdown --------------------------------------------------------------------------------
     def wait(self) -> None:
@@ -356,39 +317,23 @@ class UiSession:
 
     def _never_started(self) -> None:
         """Closed before any Start (or the server never came up): keep what there is, say why."""
-        outcome = Outcome(status="interrupted", started=self.started or results.utc_now())
         ready = self.phase.startswith("ready")
-        outcome.reason = "closed before a test was started" if ready else f"interrupted while {self.phase}"
-        outcome.measured_s = 0.0
-        if self._recorder is not None:
-            self._close_records(outcome, log_tail_on_failure=False)
-        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
-        self._save_manifest()
+        self.session.interrupt("closed before a test was started" if ready else f"interrupted while {self.phase}")
+        self.session.stopped_at(0.0)
+        self._close(log_tail=False)
         self.finalized = True
         self._build_report()
 
     def fail_startup(self, reason: str, log_tail_text: str | None = None) -> None:
         """The server did not come up: record the deployment as failed and build what report there is."""
-        outcome = Outcome(status="failed", started=results.utc_now(), reason=reason, server_log_tail=log_tail_text)
-        outcome.measured_s = 0.0
-        if self._recorder is not None:
-            self._close_records(outcome)
-        self.entry.update(outcome.manifest_entry(self.deployment, self.scenario.run.duration_s))
-        self._save_manifest()
+        self.session.fail(reason, log_tail_text)
+        self.session.stopped_at(0.0)
+        self._close()
         self.finalized = True
-        self.close()
         self._build_report()
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        if self._records_open:
-            self._records_open = False
-            self._recorder.close()
-            self._telemetry.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self.session.close()
 
     # -- the perseus page ------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -403,8 +348,8 @@ class UiSession:
             "elapsed_s": round(max(now, 0.0), 1),
             "warmup_s": self.scenario.run.warmup_s,
             "duration_s": self.scenario.run.duration_s,
-            "status": self.entry.get("status"),
-            "reason": self.entry.get("reason"),
+            "status": self.record.status,
+            "reason": self.record.reason,
             "report": "./perseus/report" if self.report_built else None,
             "report_error": self.report_error,
             "run_dir": str(self.run_dir),

@@ -155,7 +155,7 @@ def dangling(repository: Path, mounted: set[str]) -> list[str]:
 
 
 def cmd_run(args: list[str]) -> int:
-    from perseus.server.ports import free_ports
+    from perseus.ports import free_ports
 
     try:
         opts = parse_run(args)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from perseus import results
-from perseus.server.ports import free_ports
+from perseus.ports import free_ports
 from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 
 pytestmark = pytest.mark.integration

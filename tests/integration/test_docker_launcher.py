@@ -26,8 +26,8 @@ import psutil
 import pytest
 
 from perseus import results
-from perseus.load.recorder import read_stream
 from perseus.models.ensure import ensure_built
+from perseus.records import read_stream
 from perseus.scenario import DEFAULT_DOCKER_IMAGE
 from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 

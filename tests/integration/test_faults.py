@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from perseus import results
-from perseus.load.recorder import read_stream
+from perseus.records import read_stream
 from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Data safety: `perseus report` on partial run folders, and `--out` never overwrites anything.
 
 The run folder is built here without a server (the manifest with perseus.run's own functions, the
-records with perseus.load.recorder.StreamWriter), then damaged the way crashes damage it:
+records with perseus.records.StreamWriter), then damaged the way crashes damage it:
 - a deployment whose requests.parquet is gone;
 - a deployment whose process died mid-run (os._exit), leaving only requests.arrows, its last
   batch torn.
@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perseus import results
+from perseus import checks, results
 from perseus import run as runs
-from perseus.load.recorder import STREAM_SUFFIX, StreamWriter
 from perseus.plan import plan
+from perseus.records import STREAM_SUFFIX, StreamWriter
 from perseus.scenario import parse
 from tests.conftest import REPO_ROOT, run_cli
 
@@ -38,7 +38,7 @@ CRASH = f"""
 import os, sys
 from pathlib import Path
 from perseus import results
-from perseus.load.recorder import StreamWriter
+from perseus.records import StreamWriter
 
 def row(i):
     t = i * 0.05
@@ -84,16 +84,18 @@ def partial_run(tmp_path: Path) -> Path:
     scenario = parse(data, str(GOOD_FILE))
     deployments = plan(scenario)
     assert [d.name for d in deployments] == ["shared", "solo-vision", "solo-series"]
-    price = runs.check_price(scenario, str(GOOD_FILE))
-    run_dir = runs.prepare_run_dir(tmp_path / "run", scenario.name)
-    manifest = runs.new_manifest(GOOD_FILE, raw, scenario, deployments, price, [], "no GPU (test)", "perseus run x")
+    price = checks.check_price(scenario, str(GOOD_FILE))
+    run_dir = checks.prepare_run_dir(tmp_path / "run", scenario.name)
+    ready = checks.Prepared(GOOD_FILE, raw, scenario, Path("model_repository"), price, [], "no GPU (test)", False)
+    manifest = runs.new_manifest(ready, deployments, "perseus run x")
     runs.save_inputs(run_dir, GOOD_FILE, manifest)
 
     models = {t.name: t.model for t in scenario.tenants}
     for d in deployments:
         rows = [r for t in d.tenants for r in _rows(d.name, t, models[t], PER_TENANT)]
-        entry = manifest["deployments"][d.name]
-        entry.update(status="completed", requests=len(rows), started=results.utc_now(), ended=results.utc_now())
+        manifest.finish(
+            d.name, status="completed", requests=len(rows), started=results.utc_now(), ended=results.utc_now()
+        )
         if d.name != "solo-series":
             _write_complete(run_dir / d.name, rows)
     # solo-vision: measured, but its records were lost afterwards.
@@ -106,9 +108,9 @@ def partial_run(tmp_path: Path) -> Path:
     size = stream.stat().st_size
     with open(stream, "r+b") as f:
         f.truncate(size - 100)  # tear the second batch
-    manifest["deployments"]["solo-series"]["status"] = "running"
-    manifest["status"] = "running"
-    results.write_json_atomic(run_dir / results.MANIFEST, manifest)
+    manifest.finish("solo-series", status="running")
+    manifest.status = "running"
+    manifest.save(run_dir)
     return run_dir
 
 

@@ -262,7 +262,7 @@ def test_model_that_fails_to_load(tmp_path: Path, cli, tritons, kill_tritons):
     config = (src / "config.pbtxt").read_text()
     assert 'name: "lstm_tiny"' in config
     (model / "config.pbtxt").write_text(config.replace('name: "lstm_tiny"', 'name: "boom"'))
-    code = (src / "1" / "model.py").read_text()
+    code = (REPO_ROOT / "perseus" / "models" / "backend_model.py").read_text()
     hook = "    def initialize(self, args):\n"
     assert hook in code
     (model / "1" / "model.py").write_text(code.replace(hook, hook + '        raise RuntimeError("boom from test")\n'))

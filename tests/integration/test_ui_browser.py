@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from perseus import results
-from perseus.server.ports import free_ports
+from perseus.ports import free_ports
 from tests.conftest import cli_env
 
 pytestmark = pytest.mark.integration

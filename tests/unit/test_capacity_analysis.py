@@ -6,7 +6,7 @@ import pytest
 
 from perseus.capacity.analysis import capacities, interference
 from perseus.capacity.run import probe_scenario
-from perseus.capacity.search import Search
+from perseus.capacity.search import Search, Searched
 from perseus.scenario import parse
 
 
@@ -17,9 +17,9 @@ def search(k, upper=None):
 def test_gain_and_savings_against_the_linear_baseline():
     rates = {"a": 10.0, "b": 20.0}
     searches = {
-        "solo-a": (("a",), search(4.0, 4.4)),  # a alone: 40 req/s
-        "solo-b": (("b",), search(3.0, 3.3)),  # b alone: 60 req/s
-        "shared": (("a", "b"), search(2.5, 2.75)),  # together: 25 + 50 req/s
+        "solo-a": Searched(("a",), "solo", search(4.0, 4.4)),  # a alone: 40 req/s
+        "solo-b": Searched(("b",), "solo", search(3.0, 3.3)),  # b alone: 60 req/s
+        "shared": Searched(("a", "b"), "shared", search(2.5, 2.75)),  # together: 25 + 50 req/s
     }
     caps = capacities(searches, rates, usd_per_hour=3.6)
     # gain = 25/40 + 50/60 = 0.625 + 0.8333
@@ -33,7 +33,7 @@ def test_gain_and_savings_against_the_linear_baseline():
 
 
 def test_no_shared_capacity_is_said_plainly():
-    caps = capacities({"shared": (("a",), Search(None, 1 / 64))}, {"a": 5.0}, 1.0)
+    caps = capacities({"shared": Searched(("a",), "shared", Search(None, 1 / 64))}, {"a": 5.0}, 1.0)
     assert caps.shared_scale is None and math.isnan(caps.savings)
     assert "does not fit" in caps.verdict
 

@@ -116,8 +116,8 @@ def records(tenant: str, deployment: str, n: int, rate: float, latency_ms: float
 SCENARIO = {
     "name": "c",
     "tenants": [
-        {"name": "a", "model": "m", "sla_ms": 50, "sla_percentile": 99, "load": {"rate": 20}},
-        {"name": "b", "model": "m", "sla_ms": 50, "sla_percentile": 99, "load": {"rate": 10}},
+        {"name": "a", "model": "m", "sla_ms": 50, "sla_percentile": 99, "load": {"arrival": "poisson", "rate": 20}},
+        {"name": "b", "model": "m", "sla_ms": 50, "sla_percentile": 99, "load": {"arrival": "poisson", "rate": 10}},
     ],
 }
 
@@ -126,11 +126,11 @@ def run(
     telemetry: pd.DataFrame | None, usd_per_hour: float | None = 3.6, shared_latency: float = 5.0, solo: bool = True
 ):
     reqs = [records("a", "shared", 200, 20, shared_latency), records("b", "shared", 200, 20, 5.0)]
-    deps = {"shared": {"tenants": ["a", "b"], "duration_s": 10.0, "status": "completed"}}
+    deps = {"shared": {"tenants": ["a", "b"], "duration_s": 10.0, "status": "completed", "kind": "shared"}}
     if solo:
         for t in ("a", "b"):
             reqs.append(records(t, f"solo-{t}", 200, 20, 5.0))
-            deps[f"solo-{t}"] = {"tenants": [t], "duration_s": 10.0, "status": "completed"}
+            deps[f"solo-{t}"] = {"tenants": [t], "duration_s": 10.0, "status": "completed", "kind": "solo"}
     requests = pd.concat(reqs, ignore_index=True)
     return requests, summarize(requests, SCENARIO, deps, usd_per_hour, telemetry=telemetry)
 

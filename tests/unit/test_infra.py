@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from perseus.run import check_price
+from perseus.checks import check_price
 from perseus.scenario import load
 
 ROOT = Path(__file__).resolve().parents[2]

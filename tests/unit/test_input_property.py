@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perseus.checks import check_price
 from perseus.errors import InputError
-from perseus.run import check_price
 from perseus.scenario import parse, repository_path
 from perseus.server.repository import check_models
 

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from perseus import traces
 from perseus.errors import InputError
-from perseus.load import arrivals, traces
+from perseus.load import arrivals
 from perseus.scenario import LoadSpec, parse
 
 ROOT = Path(__file__).resolve().parents[2]

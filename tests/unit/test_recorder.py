@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from perseus import results
-from perseus.load.recorder import STREAM_SUFFIX, StreamWriter, read_stream, recover
+from perseus.records import STREAM_SUFFIX, StreamWriter, read_stream, recover
 
 SCHEMA = results.REQUEST_SCHEMA
 

@@ -53,14 +53,20 @@ def make_run(b: str = "b", notes: tuple[str, ...] = (NOTE,), usd_per_hour: float
     scenario = {
         "name": "t",
         "tenants": [
-            {"name": "a", "model": "m1", "sla_ms": 150, "sla_percentile": 99, "load": {"rate": 10}},
-            {"name": b, "model": "m2", "sla_ms": 50, "sla_percentile": 99, "load": {"rate": 20}},
+            {
+                "name": "a",
+                "model": "m1",
+                "sla_ms": 150,
+                "sla_percentile": 99,
+                "load": {"arrival": "poisson", "rate": 10},
+            },
+            {"name": b, "model": "m2", "sla_ms": 50, "sla_percentile": 99, "load": {"arrival": "poisson", "rate": 20}},
         ],
     }
     deployments = {
-        "shared": {"tenants": ["a", b], "duration_s": 10, "status": "completed"},
-        "solo-a": {"tenants": ["a"], "duration_s": 10, "status": "completed"},
-        f"solo-{b}": {"tenants": [b], "duration_s": 10, "status": "completed"},
+        "shared": {"tenants": ["a", b], "duration_s": 10, "status": "completed", "kind": "shared"},
+        "solo-a": {"tenants": ["a"], "duration_s": 10, "status": "completed", "kind": "solo"},
+        f"solo-{b}": {"tenants": [b], "duration_s": 10, "status": "completed", "kind": "solo"},
     }
     return requests, summarize(requests, scenario, deployments, usd_per_hour, notes=notes)
 
@@ -185,7 +191,7 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
             }
         ],
     }
-    deployments = {"solo-x": {"tenants": ["x"], "duration_s": 5, "status": "failed"}}
+    deployments = {"solo-x": {"tenants": ["x"], "duration_s": 5, "status": "failed", "kind": "solo"}}
     s = summarize(requests, scenario, deployments, None)
     assert s.comparison is None
     out = plots.make_plots(requests, s, tmp_path / "plots")

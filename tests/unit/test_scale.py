@@ -17,7 +17,7 @@ import pytest
 from benchmarks.synth import synthesize
 from perseus import report, results
 from perseus.analysis.stats import PERCENTILES
-from perseus.load.recorder import StreamWriter, finalize, read_stream
+from perseus.records import StreamWriter, finalize, read_stream
 from tests.conftest import run_cli
 
 SCHEMA = results.REQUEST_SCHEMA

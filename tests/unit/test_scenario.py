@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from perseus.checks import check_price
 from perseus.errors import InputError
-from perseus.run import check_price
 from perseus.scenario import Scenario, load, parse, with_overrides
 from perseus.server.repository import check_models
 

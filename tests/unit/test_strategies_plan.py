@@ -53,7 +53,8 @@ def test_comparison_pairs_solo_with_embedded_and_reads_cpu():
             for t, v in ((-1.0, 99.0), (0.5, 40.0), (1.5, 60.0))
         ]
     )
-    table = compare_strategies(rows, telemetry).set_index("strategy")
+    kinds = {"solo-a": {"kind": "solo", "tenants": ["a"]}, "embedded-a": {"kind": "embedded", "tenants": ["a"]}}
+    table = compare_strategies(rows, telemetry, kinds).set_index("strategy")
     assert table.loc["embedded", "p50_ms"] == 3.0 and table.loc["external", "deployment"] == "solo-a"
     assert table.loc["embedded", "loadgen_cpu_percent"] == 50.0  # warm-up sample left out
     assert table.loc["embedded", "server_cpu_percent"] == 0.0
@@ -62,4 +63,4 @@ def test_comparison_pairs_solo_with_embedded_and_reads_cpu():
 def test_no_embedded_no_table():
     rows = pd.DataFrame([{"deployment": "shared", "tenant": "a", "throughput_rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0,
                           "sla_met": True, "cost_per_million_usd": 1.0}])  # fmt: skip
-    assert compare_strategies(rows, None).empty
+    assert compare_strategies(rows, None, {"shared": {"kind": "shared", "tenants": ["a"]}}).empty

@@ -67,7 +67,13 @@ def scenario(*tenants):
     return {
         "name": "s",
         "tenants": [
-            {"name": n, "model": "m", "sla_ms": sla, "sla_percentile": pct, "load": {"rate": rate}}
+            {
+                "name": n,
+                "model": "m",
+                "sla_ms": sla,
+                "sla_percentile": pct,
+                "load": {"arrival": "poisson", "rate": rate},
+            }
             for n, sla, pct, rate in tenants
         ],
     }
@@ -121,7 +127,7 @@ def test_failures_break_the_sla_in_summary():
 
 
 def _deps(*tenants, duration=10.0, name="shared"):
-    return {name: {"tenants": list(tenants), "duration_s": duration, "status": "completed"}}
+    return {name: {"tenants": list(tenants), "duration_s": duration, "status": "completed", "kind": "shared"}}
 
 
 def test_rows_and_columns_by_hand():
@@ -202,7 +208,8 @@ def test_compare_savings_is_one_minus_shared_over_solo():
     for dep, tenants in (("shared", ["a", "b"]), ("solo-a", ["a"]), ("solo-b", ["b"])):
         for t in tenants:
             reqs.append(records(t, dep, np.arange(100) / 10, np.full(100, 2.0)))
-        deps[dep] = {"tenants": tenants, "duration_s": 10.0, "status": "completed"}
+        kind = "shared" if dep == "shared" else "solo"
+        deps[dep] = {"tenants": tenants, "duration_s": 10.0, "status": "completed", "kind": kind}
     s = summarize(pd.concat(reqs, ignore_index=True), scenario(("a", 10, 99, 10), ("b", 10, 99, 10)), deps, price)
     c = s.comparison
     shared = price * 10 / 3600 / 200 * 1e6
@@ -218,6 +225,13 @@ def test_compare_savings_is_one_minus_shared_over_solo():
     assert "50%" in c.verdict
 
 
+KINDS = {
+    "shared": {"kind": "shared", "tenants": ["a", "b"]},
+    "solo-a": {"kind": "solo", "tenants": ["a"]},
+    "solo-b": {"kind": "solo", "tenants": ["b"]},
+}
+
+
 def test_compare_needs_every_solo_baseline():
     deps = pd.DataFrame(
         [
@@ -225,7 +239,7 @@ def test_compare_needs_every_solo_baseline():
             {"deployment": "solo-a", "cost_usd": 1.0, "completed": 5, "slas_met": True},
         ]
     )
-    assert compare(deps, ["a", "b"]) is None
+    assert compare(deps, {k: v for k, v in KINDS.items() if k != "solo-b"}, ["a", "b"]) is None
 
 
 def test_compare_neither_meets():
@@ -236,7 +250,7 @@ def test_compare_neither_meets():
             {"deployment": "solo-b", "cost_usd": 1.0, "completed": 5, "slas_met": True},
         ]
     )
-    c = compare(deps, ["a", "b"])
+    c = compare(deps, KINDS, ["a", "b"])
     assert c.savings == pytest.approx(0.5)
     assert c.verdict.startswith("neither")
 

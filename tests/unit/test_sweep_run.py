@@ -12,9 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from perseus import results
-from perseus import run as runs
+from perseus import checks, results
 from perseus.errors import InputError
+from perseus.manifest import DeploymentRecord, Manifest
+from perseus.plan import Deployment
+from perseus.pricing.catalog import lookup
 from perseus.scenario import parse
 from perseus.sweep import run as sweep
 from perseus.sweep.design import Point, apply
@@ -58,14 +60,35 @@ def _requests(n: int, failed: int) -> pa.Table:
     return pa.table(rows, schema=results.REQUEST_SCHEMA)
 
 
+def _manifest(run_dir: Path, scenario, name: str, usd_per_hour: float) -> DeploymentRecord:
+    """A sweep folder's manifest holding one completed point, priced at ``usd_per_hour``."""
+    manifest = Manifest.new(
+        scenario_file=None,
+        requested={},
+        effective=scenario.model_dump(mode="json"),
+        deployments=[Deployment(name, ("a",))],
+        duration_s=10.0,
+        price={**lookup("aws", "g4dn.xlarge", "us-east-1", "on-demand").__dict__, "usd_per_hour": usd_per_hour},
+        gpus=[],
+        gpu_note=None,
+        command="perseus sweep",
+        versions={},
+        host={},
+        perseus_version="test",
+    )
+    record = manifest.finish(name, status="completed")
+    manifest.save(run_dir)
+    return record
+
+
 def test_measure_counts_failures_as_infinitely_late(tmp_path):
     scenario = parse(copy.deepcopy(SCENARIO), "x.toml")
     point = Point(1, "p001-x", {"load.level": "high"})
     at_point = apply(scenario, point.settings, scenario.sweep.effective_levels())
     (tmp_path / point.name).mkdir()
     pq.write_table(_requests(100, failed=10), tmp_path / point.name / results.REQUESTS)
-    entry = {"status": "completed", "duration_s": 10.0}
-    record = sweep.measure(tmp_path, point, at_point, entry, usd_per_hour=3.6)
+    entry = _manifest(tmp_path, scenario, point.name, 3.6)
+    record = sweep.measure(tmp_path, point, at_point, entry)
     assert record["scale"] == 2.0 and record["status"] == "completed"
     a = record["tenants"]["a"]
     assert math.isinf(a["objective_ms"])  # p95 falls among the 10 failures
@@ -82,7 +105,8 @@ def test_measure_counts_failures_as_infinitely_late(tmp_path):
 def test_measure_of_a_point_without_records(tmp_path):
     scenario = parse(copy.deepcopy(SCENARIO), "x.toml")
     point = Point(2, "p002-y", {"load.level": "light"})
-    record = sweep.measure(tmp_path, point, scenario, {"status": "failed", "reason": "boom", "duration_s": 0}, 1.0)
+    entry = DeploymentRecord(tenants=["a"], status="failed", reason="boom", duration_s=0)
+    record = sweep.measure(tmp_path, point, scenario, entry)
     assert record["status"] == "failed" and record["reason"] == "boom" and record["tenants"] == {}
 
 
@@ -98,11 +122,11 @@ def test_first_difference_names_the_field():
     assert sweep._first_difference(a, {**a, "extra": 1}) == "extra"
 
 
-def _prepared(sweep_table: dict) -> runs.Prepared:
+def _prepared(sweep_table: dict) -> checks.Prepared:
     data = copy.deepcopy(SCENARIO)
     data["sweep"] = sweep_table
     scenario = parse(data, "x.toml")
-    return runs.Prepared(Path("x.toml"), data, scenario, MODELS, None, [], None, False)
+    return checks.Prepared(Path("x.toml"), data, scenario, MODELS, None, [], None, False)
 
 
 def test_check_names_an_unknown_tenant():

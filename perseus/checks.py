@@ -1,0 +1,206 @@
+"""Every input check of a run, before anything starts or is written: scenario, flags, models, price, GPU.
+
+Every bad input surfaces here as an ``InputError`` (exit 2, one line). Only when all of it passes is
+a missing model built and a run folder created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from perseus import results
+from perseus import scenario as scenario_mod
+from perseus.errors import InputError
+from perseus.load.embedded import onnx_file
+from perseus.models.ensure import ensure_built
+from perseus.pricing.catalog import Price, known, lookup
+from perseus.scenario import Scenario
+from perseus.server import repository
+from perseus.server.docker import check_docker
+from perseus.server.remote import check_remote
+from perseus.telemetry import gpu
+
+DEFAULT_MASTER_PORT = 5557  # Locust's own default; `perseus worker --master-port` defaults to it too
+
+
+def check_price(scenario: Scenario, source: str) -> Price:
+    p = scenario.pricing
+    price = lookup(p.provider, p.instance, p.region, p.market)
+    if price is None:
+        options = ", ".join(known(p.provider, p.region, p.market)) or "none"
+        if options == "none":
+            raise InputError(source, "pricing.region", f"no {p.provider} {p.market} prices for region '{p.region}'")
+        raise InputError(
+            source,
+            "pricing.instance",
+            f"'{p.instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})",
+        )
+    return price
+
+
+def check_out(out: Path | None) -> None:
+    """``--out`` must be absent or an empty folder; checked before anything is built."""
+    if out is None or not Path(out).exists():
+        return
+    if not Path(out).is_dir():
+        raise InputError("--out", None, f"{out} is a file, not a folder")
+    if any(Path(out).iterdir()):
+        raise InputError("--out", None, f"{out} exists and is not an empty folder")
+
+
+def prepare_run_dir(out: Path | None, scenario_name: str) -> Path:
+    """``--out`` must be absent or empty; the default is results/<name>-<UTC timestamp>/."""
+    run_dir = Path(out) if out else results.default_run_dir(scenario_name)
+    check_out(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
+    if scenario.server.device == "gpu" and not gpus:
+        raise InputError(source, "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
+    return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated scenario and everything checked before any server starts."""
+
+    file: Path
+    raw: dict
+    scenario: Scenario
+    repository: Path
+    price: Price
+    gpus: list[dict]
+    gpu_note: str | None
+    use_gpu: bool
+
+
+def load_scenario(
+    scenario_file: Path,
+    *,
+    duration_s: float | None = None,
+    warmup_s: float | None = None,
+    baselines: bool | None = None,
+    repeat: int | None = None,
+) -> tuple[Scenario, dict]:
+    """The scenario file, validated, with the command line's overrides applied (errors name the flag)."""
+    loaded, raw = scenario_mod.load(scenario_file)
+    scenario = scenario_mod.with_overrides(
+        loaded,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        baselines=baselines,
+        repeat=repeat,
+        source=str(scenario_file),
+    )
+    return scenario, raw
+
+
+def check_server(scenario: Scenario, repo: Path, source: str) -> None:
+    """The launcher's own checks: a remote server and its models answer; docker has a daemon; models exist."""
+    if scenario.server.launcher == "remote":
+        for i, tenant in enumerate(scenario.tenants):
+            if tenant.server.model_dump(exclude_none=True):
+                raise InputError(
+                    source, f"tenants[{i}].server", "a remote server is used as it is: its models' settings are its own"
+                )
+        check_remote(scenario.server.url, list(enumerate(t.model for t in scenario.tenants)), source)
+        return
+    repository.check_models(scenario, repo, source)
+    if scenario.server.launcher == "docker":
+        check_docker(source)
+
+
+def prepare(
+    scenario_file: Path,
+    *,
+    duration_s: float | None = None,
+    warmup_s: float | None = None,
+    baselines: bool | None = None,
+    repeat: int | None = None,
+    checks: Callable[[Scenario], None] | None = None,
+    say: Callable[[str], None] = lambda text: None,
+) -> Prepared:
+    """Load, override, and check the scenario, its models, its price and the GPU ask; build missing models.
+
+    ``checks``: the command's own checks of the scenario, run before any model is built.
+    """
+    scenario, raw = load_scenario(
+        scenario_file, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, repeat=repeat
+    )
+    if checks is not None:
+        checks(scenario)
+    return check_and_build(scenario_file, scenario, raw, say=say)
+
+
+def check_and_build(
+    scenario_file: Path,
+    scenario: Scenario,
+    raw: dict,
+    *,
+    tenants: list[str] | None = None,
+    say: Callable[[str], None] = lambda text: None,
+) -> Prepared:
+    """Every check of a loaded scenario, then the missing models built (only ``tenants``' when given)."""
+    source = str(scenario_file)
+    repo = scenario_mod.repository_path(scenario, scenario_file)
+    check_server(scenario, repo, source)
+    price = check_price(scenario, source)
+    found, note = gpu.gpus()
+    # A remote server's device is its own business; the GPU setting only shapes rendered repositories
+    # (and, for docker, whether the container gets `--gpus all`).
+    rendered = scenario.server.launcher in ("local", "docker")
+    flag = use_gpu(scenario, found, source) if rendered else False
+    embedded = "embedded" in scenario.run.strategies
+    if rendered or embedded:
+        chosen = [scenario.tenant(n) for n in tenants] if tenants else scenario.tenants
+        models = [t.model for t in chosen]
+        ensure_built(repo, models + [m for name in models for m in repository.steps(repo, name)], say)
+    if embedded:
+        for tenant in scenario.tenants:
+            onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
+    return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """``perseus run --workers N``: N local worker processes, ``expect`` in all (the rest join from elsewhere)."""
+
+    local: int
+    expect: int
+    bind: str
+    port: int | None
+
+
+def worker_options(
+    scenario: Scenario, local: int, expect: int | None, bind: str, port: int | None
+) -> WorkerOptions | None:
+    """``perseus run``'s distributed-load flags, checked; None when the load comes from this process."""
+    expect = local if expect is None else expect
+    if local < 0:
+        raise InputError("command line", "--workers", "must be >= 0")
+    if expect < local:
+        raise InputError("command line", "--expect-workers", f"must be >= --workers ({local})")
+    if port is not None and not 0 < port < 65536:
+        raise InputError("command line", "--master-port", "must be a port number (1-65535)")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise InputError(
+            "command line", "--master-bind", f"must be an IP address of this machine (got {bind!r})"
+        ) from None
+    if expect == 0:
+        return None
+    if "embedded" in scenario.run.strategies:
+        raise InputError(
+            "command line",
+            "--workers",
+            "the embedded strategy runs models inside the load generator; it cannot be split",
+        )
+    if port is None and expect > local:
+        port = DEFAULT_MASTER_PORT  # workers on other machines need a port they can be told in advance
+    return WorkerOptions(local, expect, bind, port)

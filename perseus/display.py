@@ -1,0 +1,58 @@
+"""The live progress display (rich), on stderr so stdout's last line stays the run folder.
+
+It implements ``perseus.progress.Progress``; the commands create it and hand it to the core.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class RunDisplay:
+    """Redrawn by the experiment's tick; no refresh thread (the load generator runs under gevent)."""
+
+    def __init__(self, total_deployments: int):
+        self.total = total_deployments
+        self._live: Live | None = None
+
+    def __enter__(self) -> RunDisplay:
+        self._live = Live(console=console, auto_refresh=False, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    @staticmethod
+    def say(text: str) -> None:
+        """One line on stderr, outside any live table (e.g. "building model ...")."""
+        console.print(text)
+
+    def position(self, index: int) -> str:
+        """ "3/5", or just "3" when the number of deployments is not known in advance (searches)."""
+        return f"{index}/{self.total}" if self.total else str(index)
+
+    def message(self, text: str) -> None:
+        console.print(text)
+
+    def update(self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads) -> None:
+        if self._live is None:
+            return
+        table = Table(
+            title=f"[{self.position(index)}] {deployment}: {phase}  {max(now_s, 0):5.1f}/{duration_s:g} s",
+            title_justify="left",
+        )
+        for col in ("tenant", "model", "load", "sent", "done", "errors", "rate/s"):
+            table.add_column(col, justify="left" if col in ("tenant", "model", "load") else "right")
+        for load in loads:
+            target = load.arrival if load.open_loop else f"closed x{load.concurrency}"
+            rate = load.measured_done / now_s if now_s > 0.5 else 0.0
+            errors = f"[red]{load.errors}[/]" if load.errors else "0"
+            table.add_row(load.tenant, load.model, target, str(load.sent), str(load.done), errors, f"{rate:.1f}")
+        self._live.update(table, refresh=True)

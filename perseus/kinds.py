@@ -1,0 +1,28 @@
+"""The project's vocabulary of kinds, defined once: what a deployment is, and which arrivals are open loop.
+
+Everything that needs to know whether a deployment is the shared server, a tenant's solo baseline or
+a group reads the kind recorded where the deployment was made (the manifest), never its name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeploymentKind(StrEnum):
+    SHARED = "shared"  # every tenant of the scenario on one server
+    SOLO = "solo"  # one tenant alone: its single-tenant baseline
+    GROUP = "group"  # a [[deployments]] group: some tenants together, possibly replicated
+    EMBEDDED = "embedded"  # one tenant's model run inside the load generator (no server)
+    PROBE = "probe"  # a capacity probe: tenants at scaled rates
+    POINT = "point"  # a sweep's design point
+    CALIBRATION = "calibration"  # perseus calibrate's M/D/1 model
+
+
+# Arrival patterns whose requests are sent on a schedule drawn up front, whatever the server does.
+# "closed" is the one closed loop: each user sends its next request when the last one returns.
+OPEN_LOOP_ARRIVALS = frozenset({"poisson", "constant", "step", "spike", "trace", "ramp"})
+
+
+def is_open_loop(arrival: str) -> bool:
+    return arrival in OPEN_LOOP_ARRIVALS

@@ -1,0 +1,80 @@
+"""A deployment's load, built from the scenario: one ``TenantLoad`` per tenant, schedules drawn up front.
+
+The one place that turns a scenario and a deployment into a ``LoadRun``: ``perseus run`` (one process),
+each ``perseus worker`` (which then keeps its shard) and ``perseus ui`` all build it here, so they send
+exactly the same requests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perseus.load import arrivals
+from perseus.load.embedded import EmbeddedModel, onnx_file
+from perseus.load.engine import LoadRun, TenantLoad
+from perseus.load.inputs import build_request
+from perseus.plan import Deployment
+from perseus.records import StreamWriter
+from perseus.scenario import Scenario
+
+
+def build_load_run(
+    scenario: Scenario,
+    deployment: Deployment,
+    url: str,
+    recorder: StreamWriter,
+    served: dict[str, str],
+    source_repo: Path | None,
+) -> LoadRun:
+    """``served``: tenant -> the model's name on the server. ``source_repo`` is needed only for embedded."""
+    loads = [tenant_load(scenario, deployment, name, url, served, source_repo) for name in deployment.tenants]
+    return LoadRun(
+        url,
+        loads,
+        recorder,
+        warmup_s=scenario.run.warmup_s,
+        duration_s=scenario.run.duration_s,
+        request_timeout_s=scenario.run.request_timeout_s,
+    )
+
+
+def tenant_load(
+    scenario: Scenario, deployment: Deployment, name: str, url: str, served: dict[str, str], source_repo: Path | None
+) -> TenantLoad:
+    tenant = scenario.tenant(name)
+    # One generator per (seed, tenant): the request body is drawn first, then the schedule, so every
+    # deployment that holds this tenant replays identical arrivals.
+    rng = arrivals.tenant_rng(scenario.run.seed, name)
+    request = transport = None
+    if deployment.strategy == "embedded":
+        model_file = onnx_file(source_repo, tenant.model)
+        transport = EmbeddedModel(model_file, tenant.batch, rng, instances=tenant.server.instances or 1)
+    else:
+        request = build_request(url, served[name], tenant.batch, rng)
+    load = TenantLoad(
+        tenant=name,
+        model=tenant.model,
+        deployment=deployment.name,
+        request=request,
+        transport=transport,
+        arrival=tenant.load.arrival,
+        concurrency=tenant.load.concurrency or 1,
+    )
+    if tenant.load.open_loop:
+        load.schedule = arrivals.schedule(tenant.load, scenario.run.warmup_s, scenario.run.duration_s, rng)
+    return load
+
+
+def counting_loads(scenario: Scenario, deployment: Deployment) -> list[TenantLoad]:
+    """Tenants that only count (no request, no schedule): the master's view of load its workers send."""
+    return [
+        TenantLoad(
+            tenant=name,
+            model=scenario.tenant(name).model,
+            deployment=deployment.name,
+            request=None,
+            arrival=scenario.tenant(name).load.arrival,
+            concurrency=scenario.tenant(name).load.concurrency or 1,
+        )
+        for name in deployment.tenants
+    ]

@@ -1,0 +1,84 @@
+"""Which server a deployment gets: the local tritonserver, a docker container, a remote server, or none.
+
+Local and docker: a repository rendered for this deployment, each tenant's model served under the
+tenant's name. Remote: the server as it is, models under their own names. Embedded: no server; the
+model runs inside the load generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from perseus import results
+from perseus.plan import Deployment
+from perseus.scenario import Scenario
+from perseus.server import Server, repository
+from perseus.server.docker import DockerServer
+from perseus.server.local import LocalServer
+from perseus.server.remote import RemoteServer
+
+
+def server_for(
+    scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: Path, dep_dir: Path, gpu: bool
+) -> tuple[Server, dict[str, str]]:
+    """The deployment's server and, per tenant, the model name it is served under there."""
+    log = dep_dir / results.SERVER_LOG
+    if deployment.strategy == "embedded":
+        return NoServer(log), {name: name for name in deployment.tenants}
+    if scenario.server.launcher == "remote":
+        served = {name: scenario.tenant(name).model for name in deployment.tenants}
+        return RemoteServer(scenario.server.url, log, scenario.server.metrics_url), served
+    # Docker: the same rendered repository, mounted read-only into an NGC Triton container that serves
+    # the models' native onnxruntime configs (configs/onnxruntime.pbtxt), so those get the settings too.
+    docker = scenario.server.launcher == "docker"
+    rendered = repository.render(scenario, list(deployment.tenants), source_repo, tmp / "repo", gpu, native=docker)
+    _save_configs(rendered, dep_dir / results.CONFIGS)
+    pipelines = {n: repository.steps(source_repo, scenario.tenant(n).model) for n in deployment.tenants}
+    (dep_dir / results.CONFIGS / results.STEPS_JSON).write_text(json.dumps({k: v for k, v in pipelines.items() if v}))
+    timeout = scenario.server.startup_timeout_s
+    if docker:
+        server = DockerServer(
+            tmp / "repo",
+            log,
+            image=scenario.server.image,
+            gpu=gpu,
+            startup_timeout_s=timeout,
+            deployment=deployment.name,
+        )
+    else:
+        server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout)
+    return server, {name: name for name in deployment.tenants}
+
+
+class NoServer:
+    """Embedded deployments have no server: the model runs inside the load generator."""
+
+    url = metrics_url = ""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+
+    def start(self) -> None:
+        self.log_path.write_text("embedded deployment: no server; the model ran in the load generator\n")
+
+    def stop(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return True
+
+    def pid(self) -> int | None:
+        return None
+
+    def gone(self) -> str:
+        return "the embedded model stopped"  # never: alive() is always true
+
+
+def _save_configs(rendered: dict, folder: Path) -> None:
+    """The exact config.pbtxt each tenant was served with, kept for the record."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, config in rendered.items():
+        (folder / f"{name}.pbtxt").write_text(text_format.MessageToString(config), encoding="utf-8")
