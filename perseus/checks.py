@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from perseus import results
@@ -23,22 +23,35 @@ from perseus.server.docker import check_docker
 from perseus.server.remote import check_remote
 from perseus.telemetry import gpu
 
+# What cost at capacity reads from a capacity.csv (perseus/capacity/analysis.py writes them).
+CAPACITY_COLUMNS = ("deployment", "kind", "tenant", "scale", "upper", "rate_rps", "capacity_rps")
 DEFAULT_MASTER_PORT = 5557  # Locust's own default; `perseus worker --master-port` defaults to it too
 
 
-def check_price(scenario: Scenario, source: str) -> Price:
+def check_price(scenario: Scenario, source: str, instance: str | None = None, field: str = "pricing.instance") -> Price:
+    """The catalog price of ``instance`` (default: the scenario's [pricing] instance) in its region and market."""
     p = scenario.pricing
-    price = lookup(p.provider, p.instance, p.region, p.market)
+    instance = instance or p.instance
+    price = lookup(p.provider, instance, p.region, p.market)
     if price is None:
         options = ", ".join(known(p.provider, p.region, p.market)) or "none"
         if options == "none":
             raise InputError(source, "pricing.region", f"no {p.provider} {p.market} prices for region '{p.region}'")
         raise InputError(
             source,
-            "pricing.instance",
-            f"'{p.instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})",
+            field,
+            f"'{instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})",
         )
     return price
+
+
+def group_prices(scenario: Scenario, source: str) -> dict[str, Price]:
+    """The price of every instance type a ``[[deployments]]`` group is priced as."""
+    return {
+        g.instance: check_price(scenario, source, g.instance, f"deployments[{i}].instance")
+        for i, g in enumerate(scenario.deployments)
+        if g.instance
+    }
 
 
 def check_out(out: Path | None) -> None:
@@ -59,6 +72,20 @@ def prepare_run_dir(out: Path | None, scenario_name: str) -> Path:
     return run_dir
 
 
+def check_capacity(folder: Path | None) -> Path | None:
+    """``--capacity DIR``: a `perseus capacity` folder; its capacity.csv, checked to hold what cost needs."""
+    if folder is None:
+        return None
+    path = Path(folder) / results.CAPACITY_CSV
+    if not path.is_file():
+        raise InputError("--capacity", None, f"{folder} is not a `perseus capacity` folder (no {results.CAPACITY_CSV})")
+    header = path.read_text(encoding="utf-8").splitlines()[:1]
+    missing = [c for c in CAPACITY_COLUMNS if not header or c not in header[0].split(",")]
+    if missing:
+        raise InputError("--capacity", None, f"{path} lacks the columns {', '.join(missing)}")
+    return path
+
+
 def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
     if scenario.server.device == "gpu" and not gpus:
         raise InputError(source, "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
@@ -77,6 +104,7 @@ class Prepared:
     gpus: list[dict]
     gpu_note: str | None
     use_gpu: bool
+    prices: dict[str, Price] = field(default_factory=dict)  # [[deployments]] instances other than [pricing]'s
 
 
 def load_scenario(
@@ -150,6 +178,7 @@ def check_and_build(
     repo = scenario_mod.repository_path(scenario, scenario_file)
     check_server(scenario, repo, source)
     price = check_price(scenario, source)
+    prices = group_prices(scenario, source)
     found, note = gpu.gpus()
     # A remote server's device is its own business; the GPU setting only shapes rendered repositories
     # (and, for docker, whether the container gets `--gpus all`).
@@ -163,7 +192,7 @@ def check_and_build(
     if embedded:
         for tenant in scenario.tenants:
             onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
-    return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag)
+    return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag, prices)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +47,15 @@ def run(
         ),
     ] = False,
     repeat: Annotated[
-        int | None, typer.Option(help="Run every deployment N times, interleaved; adds bootstrap 95% intervals.")
+        int | None,
+        typer.Option(help="Run every deployment N times, interleaved; adds Student-t 95% intervals across trials."),
+    ] = None,
+    capacity: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `perseus capacity` folder measured for this scenario: the report adds cost at capacity "
+            "(its capacity.csv is copied into the run folder)."
+        ),
     ] = None,
     workers: Annotated[
         int,
@@ -92,6 +101,7 @@ def run(
 
     with errors():
         checks.check_out(out)
+        capacity_csv = checks.check_capacity(capacity)
         ready = checks.prepare(
             scenario_file,
             duration_s=duration,
@@ -104,7 +114,7 @@ def run(
         deployments = plan(ready.scenario)
         run_dir = checks.prepare_run_dir(out, ready.scenario.name)
         manifest = runs.new_manifest(ready, deployments, command_line())
-        runs.save_inputs(run_dir, scenario_file, manifest)
+        runs.save_inputs(run_dir, scenario_file, manifest, capacity_csv)
         with RunDisplay(len(deployments)) as display:
             status = runs.execute(
                 ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers, display
@@ -161,7 +171,7 @@ def calibrate(
 
     Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
-    p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (Lindley recursion). Also reports
+    p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (exact, Erlang/Crommelin). Also reports
     the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
     """
     from perseus import checks, report
@@ -230,9 +240,13 @@ def capacity(
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `perseus run`.")],
+    capacity: Annotated[
+        Path | None,
+        typer.Option(help="A `perseus capacity` folder: its capacity.csv is copied in, for cost at capacity."),
+    ] = None,
 ) -> None:
     """Rebuild summary.csv, report.md, report.html and plots from a run folder alone."""
-    from perseus import report
+    from perseus import checks, report
     from perseus.errors import InputError
 
     with errors():
@@ -240,6 +254,9 @@ def report_cmd(
             raise InputError(run_dir, None, "no such folder")
         if not (run_dir / results.MANIFEST).is_file():
             raise InputError(run_dir, None, f"not a perseus run folder (no {results.MANIFEST})")
+        capacity_csv = checks.check_capacity(capacity)
+        if capacity_csv is not None:
+            shutil.copyfile(capacity_csv, run_dir / results.CAPACITY_CSV)
         if not build_report(report.build, run_dir):
             raise typer.Exit(1)
         typer.echo(str(run_dir / results.REPORT_HTML))

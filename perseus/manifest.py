@@ -102,6 +102,7 @@ class Manifest(_Record):
     gpus: list[dict] = Field(default_factory=list)
     gpu_note: str | None = None
     price: dict[str, Any] | None = None
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)  # other instances [[deployments]] are priced as
     started: str = ""
     ended: str | None = None
     status: Status = Status.RUNNING
@@ -135,6 +136,7 @@ class Manifest(_Record):
         duration_s: float,
         price: dict | None,
         gpus: list[dict],
+        prices: dict[str, dict] | None = None,
         gpu_note: str | None,
         command: str,
         versions: dict[str, str],
@@ -154,6 +156,7 @@ class Manifest(_Record):
             gpus=gpus,
             gpu_note=gpu_note,
             price=price,
+            prices=prices or {},
             started=results.utc_now(),
         )
         for deployment in deployments:

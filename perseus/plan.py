@@ -6,7 +6,7 @@ downstream parses it back out of the name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from perseus.kinds import DeploymentKind
 from perseus.scenario import Scenario
@@ -41,15 +41,30 @@ def embedded(tenant: str) -> Deployment:
     return Deployment(f"{EMBEDDED_PREFIX}{tenant}", (tenant,), strategy="embedded", kind=DeploymentKind.EMBEDDED)
 
 
+def group(scenario: Scenario, name: str) -> Deployment:
+    spec = scenario.group(name)
+    return Deployment(
+        spec.name, tuple(spec.tenants), kind=DeploymentKind.GROUP, replicas=spec.replicas, instance=spec.instance
+    )
+
+
+def scenario_for(scenario: Scenario, deployment: Deployment) -> Scenario:
+    """The scenario one deployment runs: a replicated group's replica carries each rate / replicas."""
+    return scenario if deployment.replicas == 1 else scenario.scaled(1 / deployment.replicas)
+
+
 def plan(scenario: Scenario) -> list[Deployment]:
-    """``shared`` first, then ``solo-<tenant>`` when baselines are on; then any repeated trials.
+    """The scenario's ``[[deployments]]`` groups, if any; then ``shared`` and ``solo-<tenant>`` (without groups,
+    ``shared`` always, the solos when baselines are on; with groups, both only when baselines are on);
+    then any repeated trials.
 
     With a single tenant, the shared deployment *is* its solo baseline, so no copy is run.
     Trials 2..N are named ``<deployment>-t<N>`` and interleaved (all deployments once, then again),
     so slow drift on the machine spreads over every deployment instead of biasing one.
     """
     names = tuple(t.name for t in scenario.tenants)
-    first = [shared(scenario)]
+    groups = [group(scenario, g.name) for g in scenario.deployments]
+    first = groups + ([shared(scenario)] if scenario.run.baselines or not groups else [])
     if scenario.run.baselines and len(names) > 1:
         first += [solo(n) for n in names]
     if "embedded" in scenario.run.strategies:
@@ -57,7 +72,7 @@ def plan(scenario: Scenario) -> list[Deployment]:
     if "external" not in scenario.run.strategies:
         first = [d for d in first if d.strategy != "external"]
     trials = [
-        Deployment(f"{d.name}-t{k}", d.tenants, base=d.name, trial=k, strategy=d.strategy, kind=d.kind)
+        replace(d, name=f"{d.name}-t{k}", base=d.name, trial=k)
         for k in range(2, scenario.run.repeat + 1)
         for d in first
     ]

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from perseus import results
 from perseus.analysis.summary import Summary, summarize
 from perseus.manifest import DeploymentRecord, Manifest
+from perseus.models.config import parse_config
 from perseus.pricing.catalog import Price, lookup
 from perseus.records import recover
 
@@ -157,12 +158,42 @@ def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) ->
     return summarize(
         folder.requests,
         folder.manifest.scenario.effective,
-        {name: record.model_dump(mode="json") for name, record in folder.deployments.items()},
+        {name: analysis_record(run_dir, folder.manifest, name, r) for name, r in folder.deployments.items()},
         folder.price.usd_per_hour if folder.price else None,
         notes=tuple(failed + missing_parts(run_dir, folder.deployments, folder.recovered) + list(hardware)),
         telemetry=folder.telemetry,
         pipelines=read_pipelines(run_dir, folder.deployments),
+        capacity=read_capacity(run_dir),
     )
+
+
+def analysis_record(run_dir: Path, manifest: Manifest, name: str, record: DeploymentRecord) -> dict:
+    """A deployment's manifest record, with what the analysis needs from beside it: the model instances
+    each tenant was served with (its configs/) and the price of the instance it is priced as."""
+    data = record.model_dump(mode="json")
+    data["instances"] = served_instances(run_dir / name / results.CONFIGS, record.tenants)
+    if record.instance and record.instance in manifest.prices:
+        data["usd_per_hour"] = float(manifest.prices[record.instance]["usd_per_hour"])
+    return data
+
+
+def served_instances(configs: Path, tenants: list[str]) -> dict[str, int]:
+    """Model instances per tenant, from the config.pbtxt each was served with (none: remote or embedded)."""
+    out = {}
+    for tenant in tenants:
+        path = configs / f"{tenant}.pbtxt"
+        if path.is_file():
+            groups = parse_config(path.read_text(encoding="utf-8")).instance_group
+            # Triton's default for a group without a count is one instance (per GPU for KIND_GPU; the
+            # rendered configs name their GPUs or run on one).
+            out[tenant] = sum(max(g.count, 1) * max(len(g.gpus), 1) for g in groups) if groups else 1
+    return out
+
+
+def read_capacity(run_dir: Path) -> pd.DataFrame | None:
+    """The folder's capacity table (a `perseus capacity` folder, or copied in by --capacity DIR)."""
+    path = Path(run_dir) / results.CAPACITY_CSV
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def summary_of(run_dir: Path, only: Sequence[str] | None = None) -> Summary:
@@ -219,3 +250,5 @@ def _write_tables(summary: Summary, run_dir: Path) -> None:
         summary.trials.to_csv(run_dir / results.TRIALS_CSV, index=False, float_format="%.6g")
     if len(summary.energy):
         summary.energy.to_csv(run_dir / results.ENERGY_CSV, index=False, float_format="%.6g")
+    if summary.at_capacity is not None:
+        summary.at_capacity.tenants.to_csv(run_dir / results.COST_AT_CAPACITY_CSV, index=False, float_format="%.6g")

@@ -14,7 +14,7 @@ from pathlib import Path
 from perseus import __version__, results
 from perseus.checks import Prepared, WorkerOptions
 from perseus.manifest import CommandKind, Manifest, Status
-from perseus.plan import Deployment
+from perseus.plan import Deployment, scenario_for
 from perseus.progress import Progress, Quiet
 from perseus.scenario import Scenario
 from perseus.telemetry import host
@@ -60,6 +60,7 @@ def new_manifest(
         deployments=deployments,
         duration_s=scenario.run.duration_s,
         price={**ready.price.__dict__} if ready else None,
+        prices={name: {**p.__dict__} for name, p in ready.prices.items()} if ready else {},
         gpus=ready.gpus if ready else [],
         gpu_note=ready.gpu_note if ready else None,
         command=command,
@@ -69,9 +70,14 @@ def new_manifest(
     )
 
 
-def save_inputs(run_dir: Path, scenario_file: Path | None, manifest: Manifest) -> None:
+def save_inputs(
+    run_dir: Path, scenario_file: Path | None, manifest: Manifest, capacity_csv: Path | None = None
+) -> None:
+    """The scenario file and the manifest; and a capacity table measured elsewhere, for cost at capacity."""
     if scenario_file is not None:
         shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
+    if capacity_csv is not None:
+        shutil.copyfile(capacity_csv, run_dir / results.CAPACITY_CSV)
     manifest.save(run_dir)
 
 
@@ -143,7 +149,7 @@ def execute(
                 manifest.load_workers = {"local": workers.local, "expected": workers.expect, "bind": workers.bind}
                 runner.workers = stack.enter_context(_master(workers, run_dir, runner.progress))
             for deployment in deployments:
-                if runner.run(scenario, deployment, source_repo) == Status.INTERRUPTED:
+                if runner.run(scenario_for(scenario, deployment), deployment, source_repo) == Status.INTERRUPTED:
                     break
     except KeyboardInterrupt:
         pass

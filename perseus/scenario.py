@@ -96,7 +96,7 @@ class RunSpec(_Strict):
     # external: through Triton. embedded: the same ONNX model run in-process by the load generator,
     # as extra `embedded-<tenant>` deployments.
     strategies: list[Literal["external", "embedded"]] = Field(default_factory=lambda: ["external"], min_length=1)
-    # Run every deployment this many times (interleaved), for bootstrap confidence intervals.
+    # Run every deployment this many times (interleaved), for Student-t confidence intervals across trials.
     repeat: int = Field(1, ge=1, le=100)
     # NVML sampling period. At 10 Hz the sampler thread used 0.7-0.9% of a core with the GPU idle and
     # 1.5% under a busy matmul loop on an H200 host (benchmarks/gpu_probe.py, docs/benchmarks.md).
@@ -324,6 +324,19 @@ class SweepSpec(_Strict):
         return total
 
 
+class GroupSpec(_Strict):
+    """A ``[[deployments]]`` entry: some tenants on one server, measured as one of ``replicas`` servers.
+
+    A replicated group is measured as one replica carrying each tenant's rate / ``replicas``: that
+    assumes a balancer in front of the replicas that splits each tenant's traffic evenly.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    tenants: list[str] = Field(min_length=1)
+    replicas: int = Field(1, ge=1, le=1000)
+    instance: str | None = Field(None, min_length=1)  # priced as this instance (default: [pricing] instance)
+
+
 class Scenario(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     description: str = ""
@@ -331,13 +344,19 @@ class Scenario(_Strict):
     run: RunSpec = RunSpec()
     pricing: PricingSpec = PricingSpec()
     tenants: list[Tenant] = Field(min_length=1)
+    # Packings of tenants onto servers, run besides (run.baselines = true) or instead of (false) the
+    # default `shared` and `solo-<tenant>` deployments.
+    deployments: list[GroupSpec] = Field(default_factory=list)
     sweep: SweepSpec | None = None  # `perseus sweep` only
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
 
+    def group(self, name: str) -> GroupSpec:
+        return next(g for g in self.deployments if g.name == name)
+
     def scaled(self, k: float) -> Scenario:
-        """Every tenant's load scaled by ``k`` (capacity probes)."""
+        """Every tenant's load scaled by ``k`` (capacity probes, one replica of a replicated group)."""
         tenants = [t.model_copy(update={"load": t.load.scaled(k)}) for t in self.tenants]
         return self.model_copy(update={"tenants": tenants})
 
@@ -394,7 +413,47 @@ def parse(data: dict, source: str) -> Scenario:
         if tenant.name in seen:
             raise InputError(source, f"tenants[{i}].name", f"duplicate tenant name '{tenant.name}'")
         seen.add(tenant.name)
+    check_groups(scenario, source)
     return scenario
+
+
+def check_groups(scenario: Scenario, source: str) -> None:
+    """``[[deployments]]``: every tenant in exactly one group, known tenants, unique names, no clash."""
+    if not scenario.deployments:
+        return
+    tenants = {t.name for t in scenario.tenants}
+    reserved = {"shared", *(f"solo-{t}" for t in tenants)} if scenario.run.baselines else set()
+    names: set[str] = set()
+    placed: dict[str, str] = {}
+    for i, group in enumerate(scenario.deployments):
+        where = f"deployments[{i}]"
+        if group.name in names:
+            raise InputError(source, f"{where}.name", f"duplicate deployment name '{group.name}'")
+        if group.name in reserved:
+            raise InputError(
+                source,
+                f"{where}.name",
+                f"'{group.name}' is a baseline's name (rename it, or set run.baselines = false)",
+            )
+        names.add(group.name)
+        for j, tenant in enumerate(group.tenants):
+            if tenant not in tenants:
+                known = ", ".join(t.name for t in scenario.tenants)
+                raise InputError(source, f"{where}.tenants[{j}]", f"no tenant '{tenant}' (tenants: {known})")
+            if tenant in placed:
+                raise InputError(
+                    source, f"{where}.tenants[{j}]", f"tenant '{tenant}' is already in deployment '{placed[tenant]}'"
+                )
+            placed[tenant] = group.name
+            if group.replicas > 1 and not scenario.tenant(tenant).load.open_loop:
+                raise InputError(
+                    source,
+                    f"{where}.replicas",
+                    f"tenant '{tenant}' is closed loop: a replicated group splits open-loop rates only",
+                )
+    missing = [t.name for t in scenario.tenants if t.name not in placed]
+    if missing:
+        raise InputError(source, "deployments", f"tenant '{missing[0]}' is in no deployment (each is in exactly one)")
 
 
 def load(path: Path) -> tuple[Scenario, dict]:

@@ -157,6 +157,8 @@ class DeploymentSession:
             self._next_sample = now + TELEMETRY_PERIOD_S
             for row in triton.sample_rows(self.server.metrics_url, now):
                 self.telemetry.add(row)
+            for row in triton.stats_rows(self.server.url, now):
+                self.telemetry.add(row)
             for sampler in self._samplers:
                 for row in sampler.rows(now):
                     self.telemetry.add(row)

@@ -1,9 +1,15 @@
 """Cost, chargeback, Triton's server-side rates and GPU energy: pure functions over tables.
 
 - Cost per million inferences: instance $/h x measured time / completed requests.
-- Savings count only when every SLA is met on both sides: a cheaper server that misses an SLA saves nothing.
-- Chargeback: a shared server's cost split among its tenants by their share of Triton compute time
-  (compute input + infer + output duration counters) and, side by side, by their share of completed requests.
+- Savings are measured at capacity only (perseus/analysis/at_capacity.py); at the offered load the
+  shared-vs-dedicated difference is a count of servers (perseus/analysis/verdict.py).
+- Cost per million *good* inferences: a request that missed its SLA or failed costs money and delivers
+  nothing, so it is left out of the denominator.
+- Busy fraction: the server's execution compute time / (window x model instances), from the execution
+  counters of Triton's statistics API (a dynamically batched execution counts once).
+- Chargeback: a shared server's cost split among its tenants by their share of execution compute time
+  (statistics API; per-request /metrics durations when a run has no statistics, which count a batch once
+  per request) and, side by side, by their share of completed requests.
 - Server-side rates per (deployment, tenant) from Triton's cumulative counters, between the scrape nearest
   the measurement start (t = 0) and the last scrape.
 - Energy from NVML's energy counter over the same kind of window, per completed request; per tenant
@@ -35,6 +41,9 @@ COUNTERS = {
     "compute_input_us": "nv_inference_compute_input_duration_us",
     "compute_infer_us": "nv_inference_compute_infer_duration_us",
     "compute_output_us": "nv_inference_compute_output_duration_us",
+    # Triton's statistics API (telemetry/triton.py stats_rows): each execution once, however batched.
+    "exec_compute_us": "stats_execution_compute_us",
+    "exec_count": "stats_execution_count",
 }
 COMPUTE_COLUMNS = ("compute_input_us", "compute_infer_us", "compute_output_us")
 
@@ -48,19 +57,26 @@ SERVER_COLUMNS = [
     "avg_batch",
     "queue_ms",  # mean per request (Triton accumulates durations per request)
     "compute_ms",  # mean per request: input + infer + output
-    "compute_s",  # total compute time credited to the tenant
+    "compute_s",  # total compute time credited to the tenant's requests (a batch once per request)
+    "exec_compute_s",  # total execution compute time (a batch once): the time the tenant kept the server busy
 ]
 CHARGEBACK_COLUMNS = [
     "deployment",
     "tenant",
     "completed",
+    "good",
     "request_share",
     "compute_share",
     "cost_by_requests_usd",
     "cost_by_compute_usd",
     "cost_per_million_by_requests_usd",
     "cost_per_million_by_compute_usd",
+    "cost_per_million_good_by_compute_usd",
+    "cost_per_million_good_by_requests_usd",
+    "compute_counter",  # which counters the compute share rests on (EXECUTION or PER_REQUEST)
 ]
+EXECUTION = "execution (statistics API)"
+PER_REQUEST = "per request (/metrics; a batch counted once per request)"
 ENERGY_COLUMNS = [
     "deployment",
     "gpus",
@@ -93,19 +109,6 @@ def savings(shared_per_million: float, solo_per_million: float) -> float:
     return 1.0 - shared_per_million / solo_per_million
 
 
-def counted_savings(saved: float, shared_ok: bool, solo_ok: bool) -> tuple[float, str]:
-    """The savings that count, and why not when they do not: only when both sides meet every SLA."""
-    if math.isnan(saved):
-        return math.nan, "no price for this instance: cost not compared"
-    if shared_ok and solo_ok:
-        return saved, ""
-    if not shared_ok and not solo_ok:
-        return math.nan, "not counted: neither the shared server nor the single-tenant servers meet every SLA"
-    if not shared_ok:
-        return math.nan, "not counted: the shared server misses at least one SLA"
-    return math.nan, "not counted: the single-tenant servers miss at least one SLA"
-
-
 def shares(values: Sequence[float]) -> list[float]:
     """Each value's fraction of the total; NaN everywhere when the total is not positive or any value is NaN."""
     v = np.asarray(values, dtype=float)
@@ -116,27 +119,48 @@ def shares(values: Sequence[float]) -> list[float]:
 
 
 def chargeback(
-    deployment: str, cost: float, tenants: Sequence[str], completed: Sequence[int], compute_s: Sequence[float]
+    deployment: str,
+    cost: float,
+    tenants: Sequence[str],
+    completed: Sequence[int],
+    compute_s: Sequence[float],
+    good: Sequence[int] | None = None,
+    counter: str = EXECUTION,
 ) -> pd.DataFrame:
-    """Split one server's ``cost`` among its tenants by compute-time share and by completed-request share."""
+    """Split one server's ``cost`` among its tenants by compute-time share and by completed-request share.
+
+    ``good``: each tenant's requests that met its SLA (default: all completed)."""
+    good = list(completed) if good is None else list(good)
     req_share, comp_share = shares(completed), shares(compute_s)
     rows = []
-    for t, n, rs, cs in zip(tenants, completed, req_share, comp_share, strict=True):
+    for t, n, g, rs, cs in zip(tenants, completed, good, req_share, comp_share, strict=True):
         by_req, by_comp = cost * rs, cost * cs
         rows.append(
             {
                 "deployment": deployment,
                 "tenant": t,
                 "completed": int(n),
+                "good": int(g),
                 "request_share": rs,
                 "compute_share": cs,
                 "cost_by_requests_usd": by_req,
                 "cost_by_compute_usd": by_comp,
                 "cost_per_million_by_requests_usd": per_million(by_req, int(n)),
                 "cost_per_million_by_compute_usd": per_million(by_comp, int(n)),
+                "cost_per_million_good_by_compute_usd": per_million(by_comp, int(g)),
+                "cost_per_million_good_by_requests_usd": per_million(by_req, int(g)),
+                "compute_counter": counter,
             }
         )
     return pd.DataFrame(rows, columns=CHARGEBACK_COLUMNS)
+
+
+def busy_fraction(compute_s: float, window_s: float, instances: float) -> float:
+    """The share of a server's model-instance time spent executing: compute / (window x instances).
+
+    Each model instance executes one batch at a time, so ``window x instances`` is all the execution
+    time the server had; NaN when a figure is missing."""
+    return _div(compute_s, window_s * instances) if instances and np.isfinite(instances) else math.nan
 
 
 # --- counters ------------------------------------------------------------------------------------------------
@@ -226,6 +250,7 @@ def server_rates(counters: pd.DataFrame) -> pd.DataFrame:
         r["queue_ms"] = _div(r["queue_us"], r["requests"]) / 1e3
         r["compute_ms"] = _div(compute_us, r["requests"]) / 1e3
         r["compute_s"] = compute_us / 1e6
+        r["exec_compute_s"] = float(r["exec_compute_us"]) / 1e6
     return pd.DataFrame(rows, columns=SERVER_COLUMNS)
 
 

@@ -52,30 +52,38 @@ def _text(s: object) -> str:
     return str(s).replace("$", r"\$")
 
 
-# How perseus/plan.py names the shared server and the solo baselines. Only _kind reads them, until the
-# plots take the kind the results record; analysis sits below the plan, so the names are not imported from it.
-_SHARED = "shared"
-_SOLO_PREFIX = "solo-"
-
-
-def _kind(deployment: str) -> str:
-    if deployment == _SHARED:
-        return "shared"
-    if deployment.startswith(_SOLO_PREFIX):
-        return "solo"
-    return deployment
-
-
 def _kind_label(kind: str) -> str:
     return {"shared": "shared (one server)", "solo": "solo (own server)"}.get(kind, kind)
 
 
-def _colors(deployments: list[str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class Palette:
+    """A colour per deployment, by the part it plays (read from the kind the manifest recorded): the
+    shared server and the solo baselines have one colour each; any other deployment (a group, a
+    probe) has its own."""
+
+    roles: dict[str, str]  # deployment -> "shared", "solo", or its own name
+    colors: Palette  # role -> colour
+
+    def of(self, deployment: str) -> str:
+        return self.colors[self.role(deployment)]
+
+    def role(self, deployment: str) -> str:
+        return self.roles.get(deployment, deployment)
+
+    def color(self, role: str) -> str:
+        return self.colors[role]
+
+
+def _colors(summary: Summary) -> Palette:
+    kinds = dict(zip(summary.deployments["deployment"], summary.deployments["kind"], strict=True))
+    deployments = _deployments(summary)
+    roles = {d: kinds[d] if kinds.get(d) in KIND_COLORS else d for d in deployments}
     colors, others = dict(KIND_COLORS), iter(OTHER_COLORS * (1 + len(deployments)))
-    for d in deployments:
-        if _kind(d) not in colors:
-            colors[_kind(d)] = next(others)
-    return colors
+    for role in dict.fromkeys(roles.values()):
+        if role not in colors:
+            colors[role] = next(others)
+    return Palette(roles, colors)
 
 
 def _deployments(summary: Summary) -> list[str]:
@@ -135,7 +143,7 @@ def _latency_cdf_figure(requests: pd.DataFrame, summary: Summary) -> Figure:
     fig = Figure(figsize=(5.4 * ncols, 4.0 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     latencies = _measured_latencies(requests)
-    colors = _colors(_deployments(summary))
+    colors = _colors(summary)
     for ax, tenant in zip(axes.flat, tenants, strict=False):
         _cdf_panel(ax, tenant, summary.rows[summary.rows["tenant"] == tenant], latencies, colors)
     for ax in list(axes.flat)[len(tenants) :]:
@@ -154,7 +162,7 @@ def _measured_latencies(requests: pd.DataFrame) -> dict[tuple[str, str], np.ndar
     return {key: g["latency_ms"].to_numpy(dtype=float) for key, g in groups}
 
 
-def _cdf_panel(ax, tenant: str, trows: pd.DataFrame, latencies: dict, colors: dict[str, str]) -> None:
+def _cdf_panel(ax, tenant: str, trows: pd.DataFrame, latencies: dict, colors: Palette) -> None:
     """One tenant: a CDF per deployment, its SLA latency dashed and its SLA percentile dotted."""
     first = trows.iloc[0]
     sla_ms, sla_pct = float(first["sla_ms"]), float(first["sla_percentile"])
@@ -177,11 +185,11 @@ def _loggable_latencies(tenant: str, deployments: pd.Series, latencies: dict) ->
     return series
 
 
-def _cdf_lines(ax, series: dict[str, np.ndarray], colors: dict[str, str]) -> None:
+def _cdf_lines(ax, series: dict[str, np.ndarray], colors: Palette) -> None:
     # Large runs are drawn from quantiles: the same curve, far fewer points to render.
     from_quantiles = sum(len(v) for v in series.values()) > CDF_MAX_POINTS
     for dep, lat in series.items():
-        color = colors[_kind(dep)]
+        color = colors.of(dep)
         if len(lat) == 0:
             ax.plot([], [], color=color, ls=":", label=f"{_text(dep)}: no successful requests")
             continue
@@ -242,7 +250,7 @@ class _Bars:
 
     bars: list[tuple[float, float, dict]]
     width: float
-    colors: dict[str, str]
+    colors: Palette
 
     @property
     def centers(self) -> list[float]:
@@ -253,7 +261,7 @@ class _Bars:
         return {c: next(r for _, cc, r in self.bars if cc == c) for c in self.centers}
 
     def color(self, r: dict) -> str:
-        return self.colors[_kind(r["deployment"])]
+        return self.colors.of(r["deployment"])
 
 
 def throughput_p99(summary: Summary, path: Path) -> Path:
@@ -265,7 +273,7 @@ def _throughput_figure(summary: Summary) -> Figure:
     tenants = _tenants(summary)
     fig = Figure(figsize=(max(11.0, 2 * (1.6 * len(tenants) + 1.5)), 4.8))
     ax_t, ax_l = fig.subplots(1, 2)
-    bars = _Bars(*_layout(summary.rows, tenants), _colors(_deployments(summary)))
+    bars = _Bars(*_layout(summary.rows, tenants), _colors(summary))
     _throughput_panel(ax_t, bars, tenants)
     _latency_panel(ax_l, bars, tenants)
     _bar_axes_style((ax_t, ax_l), len(tenants))
@@ -386,8 +394,8 @@ def _bar_axes_style(axes, n_groups: int) -> None:
 
 
 def _bars_legend(fig: Figure, bars: _Bars) -> None:
-    kinds = list(dict.fromkeys(_kind(r["deployment"]) for _, _, r in bars.bars))
-    handles = [Patch(color=bars.colors[k], label=_text(_kind_label(k))) for k in kinds]
+    kinds = list(dict.fromkeys(bars.colors.role(r["deployment"]) for _, _, r in bars.bars))
+    handles = [Patch(color=bars.colors.color(k), label=_text(_kind_label(k))) for k in kinds]
     handles += [
         Line2D([], [], color="black", lw=2.0, label="target rate"),
         Line2D([], [], color=SLA_COLOR, ls="--", lw=1.6, label="SLA latency target"),
@@ -439,29 +447,29 @@ def _cost_figure(summary: Summary) -> Figure:
     tenants = _tenants(summary)
     fig = Figure(figsize=(max(11.0, 3.0 + 2.2 * len(tenants) + 4.0), 4.8))
     ax_a, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, max(1.5, 0.9 * len(tenants))]})
-    colors = _colors(_deployments(summary))
+    colors = _colors(summary)
     fleet, groups = _fleet_bars(summary, colors), _tenant_cost_bars(summary, tenants)
     _fleet_panel(ax_a, fleet, summary.comparison)
     _tenant_cost_panel(ax_b, groups, tenants, colors)
     _cost_axes_style((ax_a, ax_b))
     _cost_legend(fig, summary, colors, groups, _hatched(fleet, groups))
-    fig.suptitle(_text(f"{summary.scenario}: cost per million inferences"), fontsize=12)
+    fig.suptitle(_text(f"{summary.scenario}: cost per million good inferences"), fontsize=12)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
-def _fleet_bars(summary: Summary, colors: dict[str, str]) -> list[tuple[str, float, bool, str]]:
+def _fleet_bars(summary: Summary, colors: Palette) -> list[tuple[str, float, bool, str]]:
     """(label, $/1M, SLAs met, colour) per bar: shared vs the solo fleet when the run compares them,
     else one per deployment."""
     c = summary.comparison
     if c is None:
         return [
-            (d["deployment"], d["cost_per_million_usd"], d["slas_met"], colors[_kind(d["deployment"])])
+            (d["deployment"], d["cost_per_million_good_usd"], d["slas_met"], colors.of(d["deployment"]))
             for d in summary.deployments.to_dict("records")
         ]
     return [
-        ("shared\n(1 server)", c.shared_cost_per_million_usd, c.shared_slas_met, colors["shared"]),
-        (f"solo\n({c.servers_solo} servers)", c.solo_cost_per_million_usd, c.solo_slas_met, colors["solo"]),
+        ("shared\n(1 server)", c.shared_cost_per_million_good_usd, c.shared_slas_met, colors.color("shared")),
+        (f"solo\n({c.servers_solo} servers)", c.solo_cost_per_million_good_usd, c.solo_slas_met, colors.color("solo")),
     ]
 
 
@@ -473,19 +481,21 @@ def _fleet_panel(ax, fleet: list[tuple[str, float, bool, str]], comparison: Comp
     ax.set_xticks(range(len(fleet)), [_text(label) for label, _, _, _ in fleet], fontsize=9)
     ax.set_xlim(-0.6, len(fleet) - 0.4)
     ax.set_ylim(0, top)
-    ax.set_ylabel("$ per million inferences", fontsize=9)
+    ax.set_ylabel("$ per million good inferences", fontsize=9)
     ax.set_title("(a) per deployment" if comparison is None else "(a) whole tenant mix", fontsize=11)
     if comparison is not None:
-        _savings_note(ax, comparison.savings_counted)
+        _savings_note(ax, comparison)
 
 
-def _savings_note(ax, savings_counted: float) -> None:
-    if np.isfinite(savings_counted):
-        ax.text(0.5, 0.97, f"savings: {savings_counted:.0%}", transform=ax.transAxes, ha="center", va="top",
-                fontsize=9, fontweight="bold")  # fmt: skip
+def _savings_note(ax, comparison: Comparison) -> None:
+    """A saving is measured at capacity only; at the offered load the bars differ by a count of servers."""
+    at = comparison.at_capacity
+    if at is not None and np.isfinite(at.savings):
+        ax.text(0.5, 0.97, f"at capacity, sharing saves {at.savings:.0%}", transform=ax.transAxes, ha="center",
+                va="top", fontsize=9, fontweight="bold")  # fmt: skip
     else:
-        ax.text(0.5, 0.97, "savings not counted:\nan SLA is missed", transform=ax.transAxes, ha="center",
-                va="top", fontsize=8, color=SLA_COLOR)  # fmt: skip
+        ax.text(0.5, 0.97, "at this load: a count of servers;\nthe saving is measured at capacity",
+                transform=ax.transAxes, ha="center", va="top", fontsize=8)  # fmt: skip
 
 
 def _tenant_cost_bars(summary: Summary, tenants: list[str]) -> list[list[dict]]:
@@ -498,17 +508,19 @@ def _tenant_cost_bars(summary: Summary, tenants: list[str]) -> list[list[dict]]:
             d = r["deployment"]
             if (d, t) in charge:
                 c = charge[(d, t)]
-                bars.append({"deployment": d, "how": "by compute", "value": c["cost_per_million_by_compute_usd"],
+                bars.append({"deployment": d, "how": "by compute", "value": c["cost_per_million_good_by_compute_usd"],
                              "sla_met": r["sla_met"]})  # fmt: skip
-                bars.append({"deployment": d, "how": "by requests", "value": c["cost_per_million_by_requests_usd"],
+                bars.append({"deployment": d, "how": "by requests", "value": c["cost_per_million_good_by_requests_usd"],
                              "sla_met": r["sla_met"]})  # fmt: skip
             else:
-                bars.append({"deployment": d, "how": "", "value": r["cost_per_million_usd"], "sla_met": r["sla_met"]})
+                bars.append(
+                    {"deployment": d, "how": "", "value": r["cost_per_million_good_usd"], "sla_met": r["sla_met"]}
+                )
         groups.append(bars)
     return groups
 
 
-def _tenant_cost_panel(ax, groups: list[list[dict]], tenants: list[str], colors: dict[str, str]) -> None:
+def _tenant_cost_panel(ax, groups: list[list[dict]], tenants: list[str], colors: Palette) -> None:
     """(b) per tenant: $/1M on its own server beside its chargeback on the shared one."""
     width = min(0.8 / max((len(g) for g in groups), default=1), 0.3)
     top = _cost_top(b["value"] for g in groups for b in g)
@@ -521,8 +533,8 @@ def _tenant_cost_panel(ax, groups: list[list[dict]], tenants: list[str], colors:
     ax.set_title("(b) per tenant: own server vs its chargeback on the shared one", fontsize=11)
 
 
-def _tenant_bar_style(b: dict, colors: dict[str, str]) -> dict:
-    style = _bar_style(b, colors[_kind(b["deployment"])])
+def _tenant_bar_style(b: dict, colors: Palette) -> dict:
+    style = _bar_style(b, colors.of(b["deployment"]))
     return {**style, "alpha": BY_REQUESTS_ALPHA} if b["how"] == "by requests" else style
 
 
@@ -540,25 +552,25 @@ def _hatched(fleet: list[tuple[str, float, bool, str]], groups: list[list[dict]]
     return any(np.isfinite(v) and not ok for v, ok in bars)
 
 
-def _cost_legend(
-    fig: Figure, summary: Summary, colors: dict[str, str], groups: list[list[dict]], hatched: bool
-) -> None:
-    kinds = list(dict.fromkeys(_kind(d) for d in summary.rows["deployment"]))
+def _cost_legend(fig: Figure, summary: Summary, colors: Palette, groups: list[list[dict]], hatched: bool) -> None:
+    kinds = list(dict.fromkeys(colors.role(d) for d in summary.rows["deployment"]))
     split = any(b["how"] == "by compute" for g in groups for b in g)
     handles = [_cost_kind_handle(k, colors, split) for k in kinds]
     if split:
         handles.append(
-            Patch(facecolor=colors["shared"], alpha=BY_REQUESTS_ALPHA, label="shared, per tenant: split by requests")
+            Patch(
+                facecolor=colors.color("shared"), alpha=BY_REQUESTS_ALPHA, label="shared, per tenant: split by requests"
+            )
         )
     if hatched:  # a swatch for hatching no bar shows would read as a missed SLA
         handles.append(_misses_sla_handle())
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
 
 
-def _cost_kind_handle(kind: str, colors: dict[str, str], split: bool) -> Patch:
+def _cost_kind_handle(kind: str, colors: Palette, split: bool) -> Patch:
     # With a chargeback split, the solid shared bars of panel (b) are the split by compute time.
     note = "; per tenant: split by compute time" if split and kind == "shared" else ""
-    return Patch(color=colors[kind], label=_text(_kind_label(kind) + note))
+    return Patch(color=colors.color(kind), label=_text(_kind_label(kind) + note))
 
 
 # --- GPU timeline ---------------------------------------------------------------------------------------------

@@ -221,6 +221,10 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "strategies": summary.strategies.to_dict("records"),
         "ramps": summary.ramps.to_dict("records"),
         "pipeline": summary.pipeline.to_dict("records"),
+        "at_capacity": summary.at_capacity,
+        "capacity_rows": summary.at_capacity.tenants.to_dict("records") if summary.at_capacity else [],
+        "groups": [d for d in summary.deployments.to_dict("records") if d["kind"] == "group"],
+        "charge_counter": summary.chargeback["compute_counter"].iloc[0] if len(summary.chargeback) else "",
     }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perseus.analysis import cost
+from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
 from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
 from perseus.analysis.roles import first_of_kind
@@ -19,6 +20,7 @@ from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla
 from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
+from perseus.analysis.verdict import Comparison, compare
 from perseus.kinds import DeploymentKind, is_open_loop
 
 # server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
@@ -48,6 +50,29 @@ ROW_COLUMNS = [
     "p99_ci_low_ms",
     "p99_ci_high_ms",
     "send_lag_p99_ms",
+    "good",  # requests that completed within the SLA
+    "goodput_rps",  # good / the measured window
+    "busy_fraction",  # the tenant's execution time / (window x its model instances)
+    "cost_per_million_good_usd",  # the deployment's cost per million good inferences (late or failed: nothing)
+    "evidence_ok",  # enough time and requests (and, when the SLA holds, early-stopping evidence) for a verdict
+]
+DEPLOYMENT_COLUMNS = [
+    "deployment",
+    "kind",
+    "status",
+    "tenants",
+    "servers",
+    "replicas",
+    "usd_per_hour",
+    "duration_s",
+    "completed",
+    "good",
+    "cost_usd",
+    "cost_per_million_usd",
+    "cost_per_million_good_usd",
+    "busy_fraction",
+    "slas_met",
+    "valid",
 ]
 # A load generator that keeps up sends within about 2 ms of schedule at p99 here (docs/benchmarks.md,
 # "Distributed load"); past this, its own delay is a visible part of the latency it reports.
@@ -64,34 +89,18 @@ class TenantSpec:
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """Shared server vs one server per tenant, for the whole tenant mix."""
-
-    shared_cost_per_million_usd: float
-    solo_cost_per_million_usd: float
-    savings: float  # 1 - shared / solo
-    shared_slas_met: bool
-    solo_slas_met: bool
-    servers_solo: int
-    verdict: str
-    # The savings that count: ``savings`` when both sides meet every SLA, else NaN with the reason.
-    savings_counted: float = math.nan
-    savings_note: str = ""
-
-
-@dataclass(frozen=True)
 class Summary:
     scenario: str
     rows: pd.DataFrame  # one row per (deployment, tenant): summary.csv
     deployments: pd.DataFrame  # one row per deployment: cost of the deployment
-    comparison: Comparison | None
+    comparison: Comparison | None  # shared vs solo (perseus/analysis/verdict.py)
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Server side, from telemetry (empty frames without it): see perseus/analysis/cost.py.
     server: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SERVER_COLUMNS))
     chargeback: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.CHARGEBACK_COLUMNS))
     energy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cost.ENERGY_COLUMNS))
     gpu_note: str | None = cost.NO_GPU  # None when NVML telemetry exists
-    # Repeated trials (--repeat): bootstrap intervals per (deployment, tenant); empty with one trial.
+    # Repeated trials (--repeat): Student-t intervals per (deployment, tenant); empty with one trial.
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Embedded vs external serving per tenant (empty unless strategies include "embedded").
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -99,6 +108,8 @@ class Summary:
     ramps: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Ensemble tenants: each step's server-side time (empty without pipelines).
     pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Cost at capacity, from a capacity table in the run folder (None without one).
+    at_capacity: AtCapacity | None = None
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -121,12 +132,22 @@ class Minimums:
 
 
 def tenant_row(
-    deployment: str, spec: TenantSpec, frame: pd.DataFrame, duration_s: float, minimums: Minimums = Minimums()
+    deployment: str,
+    spec: TenantSpec,
+    frame: pd.DataFrame,
+    duration_s: float,
+    minimums: Minimums = Minimums(),
+    finished: bool = True,
 ) -> dict:
-    """Statistics of one tenant in one deployment, from its measured (non-warm-up) records."""
+    """Statistics of one tenant in one deployment, from its measured (non-warm-up) records.
+
+    ``finished``: False for a deployment that did not complete (failed, interrupted, or a crashed run
+    whose manifest still says running): validity then counts the time its records actually cover."""
     lat = frame["latency_ms"].to_numpy(dtype=float)
     ok = frame["ok"].to_numpy(dtype=bool)
     completed = int(ok.sum())
+    if not finished and len(frame):
+        duration_s = min(duration_s, float(frame["done_s"].max()))
     # Throughput over the measured window, stretched to the last completion: an overloaded server
     # that finishes late is not credited with the offered rate.
     last_done = float(frame.loc[frame["ok"], "done_s"].max()) if completed else 0.0
@@ -144,6 +165,10 @@ def tenant_row(
         min_duration_s=minimums.duration_s,
         min_requests=minimums.requests,
     )
+    good = int(np.sum(ok & (lat <= spec.sla_ms)))
+    # A miss with enough evidence is a conclusive miss; only a thin measurement (short, few requests, or
+    # an SLA that holds without the requests to show it) leaves the verdict open.
+    evidence = validity.duration_ok and validity.requests_ok and (validity.early_stopping_ok or not sla_met)
     return {
         "deployment": deployment,
         "tenant": spec.name,
@@ -169,6 +194,9 @@ def tenant_row(
         "send_lag_p99_ms": float(frame["send_lag_ms"].quantile(0.99))
         if spec.open_loop and len(frame) and "send_lag_ms" in frame
         else math.nan,
+        "good": good,
+        "goodput_rps": good / window if window > 0 else math.nan,
+        "evidence_ok": bool(evidence),
     }
 
 
@@ -180,11 +208,15 @@ def summarize(
     notes: tuple[str, ...] = (),
     telemetry: pd.DataFrame | None = None,
     pipelines: dict[str, dict[str, list[str]]] | None = None,
+    capacity: pd.DataFrame | None = None,
 ) -> Summary:
     """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
-    ``deployments`` maps name -> {"tenants": [...], "duration_s": float, "status": str}, in run order.
+    ``deployments`` maps name -> its manifest record: {"tenants": [...], "duration_s": float, "status": str,
+    "kind", "replicas", and, from the report, "instances" (tenant -> model instances served) and
+    "usd_per_hour" (when priced as another instance than ``usd_per_hour``'s)}, in run order.
     ``telemetry`` is the long table of results.read_telemetry (with its ``deployment`` column), or None.
+    ``capacity``: a `perseus capacity` table (capacity.csv) for cost at capacity, or None.
     """
     specs = tenant_specs(effective_scenario)
     run = effective_scenario.get("run", {})
@@ -199,63 +231,32 @@ def summarize(
     )
     empty = measured.iloc[0:0]
 
+    rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
     rows, dep_rows = [], []
     for name, meta in deployments.items():
+        finished = meta.get("status", "completed") == "completed"
         tenant_rows = [
-            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"]), minimums)
+            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"]), minimums, finished)
             for t in meta["tenants"]
         ]
-        window = max((r["duration_s"] for r in tenant_rows), default=float(meta["duration_s"]))
-        completed = sum(r["requests"] - r["errors"] for r in tenant_rows)
-        dep_cost = cost.cost_usd(usd_per_hour, window) if usd_per_hour is not None else math.nan
-        per_m = cost.per_million(dep_cost, completed)
-        for r in tenant_rows:
-            # One server's cost spread over every inference it served: the same per inference for
-            # every tenant of a shared server.
-            r["cost_per_million_usd"] = per_m
+        price = meta.get("usd_per_hour", usd_per_hour)
+        dep = deployment_row(name, meta, tenant_rows, rates, price)
         rows.extend(tenant_rows)
-        dep_rows.append(
-            {
-                "deployment": name,
-                "kind": str(meta.get("kind", DeploymentKind.SHARED)),
-                "status": meta.get("status", "completed"),
-                "tenants": len(meta["tenants"]),
-                "servers": 1,
-                "replicas": int(meta.get("replicas", 1)),
-                "duration_s": window,
-                "completed": completed,
-                "cost_usd": dep_cost,
-                "cost_per_million_usd": per_m,
-                "slas_met": all(r["sla_met"] for r in tenant_rows),
-                "valid": all(r["valid"] for r in tenant_rows),
-            }
-        )
+        dep_rows.append(dep)
 
     rows_df = pd.DataFrame(rows, columns=ROW_COLUMNS)
-    dep_df = pd.DataFrame(
-        dep_rows,
-        columns=[
-            "deployment",
-            "kind",
-            "status",
-            "tenants",
-            "servers",
-            "replicas",
-            "duration_s",
-            "completed",
-            "cost_usd",
-            "cost_per_million_usd",
-            "slas_met",
-            "valid",
-        ],
-    )
+    dep_df = pd.DataFrame(dep_rows, columns=DEPLOYMENT_COLUMNS)
     server, charge, energy = server_side(rows_df, dep_df, deployments, telemetry, pipelines)
     gpu = cost.has_gpu_metrics(telemetry)
+    shared = first_of_kind(deployments, DeploymentKind.SHARED)
+    shares = dict(zip(charge.loc[charge["deployment"] == shared, "tenant"], charge["compute_share"], strict=False))
+    at_capacity = cost_at_capacity(capacity, usd_per_hour, shares) if capacity is not None else None
     return Summary(
         scenario=effective_scenario["name"],
         rows=rows_df,
         deployments=dep_df,
-        comparison=compare(dep_df, deployments, list(specs)),
+        comparison=compare(dep_df, deployments, rows_df, at_capacity),
+        at_capacity=at_capacity,
         notes=(*notes, *lag_notes(rows_df)),
         server=server,
         chargeback=charge,
@@ -266,6 +267,51 @@ def summarize(
         ramps=ramps(measured, effective_scenario, deployments),
         pipeline=pipeline_steps(telemetry, pipelines or {}),
     )
+
+
+def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.DataFrame, price: float | None) -> dict:
+    """One deployment's cost and busy fraction; its tenants' rows get theirs (busy, cost per good inference).
+
+    A group of ``replicas`` is measured as one replica, so its fleet costs replicas x one server and
+    serves replicas x the replica's requests: the same per inference as one replica."""
+    replicas = int(meta.get("replicas", 1))
+    window = max((r["duration_s"] for r in tenant_rows), default=float(meta["duration_s"]))
+    completed = sum(r["requests"] - r["errors"] for r in tenant_rows)
+    good = sum(r["good"] for r in tenant_rows)
+    dep_cost = cost.cost_usd(price, window, servers=replicas) if price is not None else math.nan
+    per_m = cost.per_million(dep_cost, completed * replicas)
+    per_good = cost.per_million(dep_cost, good * replicas)
+    instances = meta.get("instances") or {}
+    exec_s, windows = [], []
+    for r in tenant_rows:
+        key = (name, r["tenant"])
+        seconds = float(rates.loc[key, "exec_compute_s"]) if key in rates.index else math.nan
+        span = float(rates.loc[key, "window_s"]) if key in rates.index else math.nan
+        r["busy_fraction"] = cost.busy_fraction(seconds, span, instances.get(r["tenant"], math.nan))
+        # One server's cost spread over every inference it served: the same for every tenant of it.
+        r["cost_per_million_usd"], r["cost_per_million_good_usd"] = per_m, per_good
+        exec_s.append(seconds)
+        windows.append(span)
+    total_instances = sum(instances.get(r["tenant"], math.nan) for r in tenant_rows)
+    busy = cost.busy_fraction(sum(exec_s), max(windows, default=math.nan), total_instances)
+    return {
+        "deployment": name,
+        "kind": str(meta.get("kind", DeploymentKind.SHARED)),
+        "status": meta.get("status", "completed"),
+        "tenants": len(meta["tenants"]),
+        "servers": replicas,
+        "replicas": replicas,
+        "usd_per_hour": price if price is not None else math.nan,
+        "duration_s": window,
+        "completed": completed,
+        "good": good,
+        "cost_usd": dep_cost,
+        "cost_per_million_usd": per_m,
+        "cost_per_million_good_usd": per_good,
+        "busy_fraction": busy,
+        "slas_met": all(r["sla_met"] for r in tenant_rows),
+        "valid": all(r["valid"] for r in tenant_rows),
+    }
 
 
 def lag_notes(rows: pd.DataFrame) -> list[str]:
@@ -296,6 +342,7 @@ def server_side(
     rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
     energy = cost.gpu_energy(telemetry).set_index("deployment")
     completed = {(r["deployment"], r["tenant"]): int(r["requests"] - r["errors"]) for r in rows.to_dict("records")}
+    good_of = {(r["deployment"], r["tenant"]): int(r["good"]) for r in rows.to_dict("records")}
     by_dep = deps.set_index("deployment")
 
     server_rows, charge_frames, energy_rows = [], [], []
@@ -306,13 +353,14 @@ def server_side(
             for t in tenants
         ]
         steps = (pipelines or {}).get(name, {})
-        compute = [
-            (0.0 if steps.get(t) and math.isnan(float(r["compute_s"])) else float(r["compute_s"]))
-            + sum(float(rates.loc[(name, m), "compute_s"]) for m in steps.get(t, []) if (name, m) in rates.index)
-            for t, r in zip(tenants, per_tenant, strict=True)
-        ]
+        column, counter = "exec_compute_s", cost.EXECUTION
+        compute = tenant_compute(name, tenants, per_tenant, steps, rates, column)
+        if not all(math.isfinite(c) for c in compute):  # a run without the statistics API's counters
+            column, counter = "compute_s", cost.PER_REQUEST
+            compute = tenant_compute(name, tenants, per_tenant, steps, rates, column)
         compute_share = cost.shares(compute)
         done = [completed.get((name, t), 0) for t in tenants]
+        good = [good_of.get((name, t), 0) for t in tenants]
         dep_energy = float(energy.loc[name, "energy_j"]) if name in energy.index else math.nan
         for t, r, share, n in zip(tenants, per_tenant, compute_share, done, strict=True):
             joules = dep_energy * share
@@ -328,7 +376,11 @@ def server_side(
                 }
             )
         if len(tenants) > 1:
-            charge_frames.append(cost.chargeback(name, float(by_dep.loc[name, "cost_usd"]), tenants, done, compute))
+            dep_cost = float(by_dep.loc[name, "cost_usd"])
+            replicas = int(by_dep.loc[name, "replicas"])
+            # A replicated group's fleet served replicas x one replica's requests.
+            fleet_done, fleet_good = [n * replicas for n in done], [g * replicas for g in good]
+            charge_frames.append(cost.chargeback(name, dep_cost, tenants, fleet_done, compute, fleet_good, counter))
         if name in energy.index:
             energy_rows.append(
                 {
@@ -349,52 +401,16 @@ def server_side(
     )
 
 
-def compare(deployments: pd.DataFrame, meta: dict[str, dict], tenants: list[str]) -> Comparison | None:
-    """Shared vs solo fleet: one server for everyone, or one server per tenant, same measured time."""
-    by_name = deployments.set_index("deployment")
-    shared_name = first_of_kind(meta, DeploymentKind.SHARED)
-    solo_names = [first_of_kind(meta, DeploymentKind.SOLO, t) for t in tenants]
-    if shared_name is None or None in solo_names or len(tenants) < 2:
-        return None
-    shared = by_name.loc[shared_name]
-    solos = by_name.loc[solo_names]
-    shared_pm = cost.per_million(float(shared["cost_usd"]), int(shared["completed"]))
-    solo_pm = cost.per_million(float(solos["cost_usd"].sum()), int(solos["completed"].sum()))
-    saved = cost.savings(shared_pm, solo_pm)
-    shared_ok, solo_ok = bool(shared["slas_met"]), bool(np.all(solos["slas_met"]))
-    counted, note = cost.counted_savings(saved, shared_ok, solo_ok)
-    return Comparison(
-        shared_cost_per_million_usd=shared_pm,
-        solo_cost_per_million_usd=solo_pm,
-        savings=saved,
-        shared_slas_met=shared_ok,
-        solo_slas_met=solo_ok,
-        servers_solo=len(solo_names),
-        verdict=_verdict(shared_ok, solo_ok, saved, len(solo_names)),
-        savings_counted=counted,
-        savings_note=note,
-    )
-
-
-def _verdict(shared_ok: bool, solo_ok: bool, saved: float, n: int) -> str:
-    """The headline. SLAs first: a server that misses an SLA is never called the cheaper choice."""
-    if shared_ok and solo_ok:
-        if math.isnan(saved):
-            return "share: one server meets every SLA (no price for this instance: cost not compared)"
-        if saved >= 0:
-            return (
-                f"share: one server meets every SLA and costs {saved:.0%} less per million inferences "
-                f"than {n} single-tenant servers"
-            )
-        return (
-            f"do not share: one server meets every SLA but costs {-saved:.0%} more per million inferences "
-            f"than {n} single-tenant servers"
-        )
-    if shared_ok:
-        return (
-            f"share: one server meets every SLA; {n} single-tenant servers miss at least one "
-            "(no savings claimed against a fleet that misses its SLAs)"
-        )
-    if solo_ok:
-        return "do not share: the shared server misses at least one SLA that single-tenant servers meet"
-    return "neither meets every SLA: the load is too high for this instance, shared or not"
+def tenant_compute(
+    name: str, tenants: list[str], per_tenant: list[dict], steps: dict, rates: pd.DataFrame, column: str
+) -> list[float]:
+    """Each tenant's compute seconds from ``column``; an ensemble's are its steps' (the ensemble itself
+    only routes tensors, so its own counter is NaN or 0)."""
+    out = []
+    for t, r in zip(tenants, per_tenant, strict=True):
+        own = float(r[column])
+        if steps.get(t):
+            own = 0.0 if math.isnan(own) else own
+            own += sum(float(rates.loc[(name, m), column]) for m in steps[t] if (name, m) in rates.index)
+        out.append(own)
+    return out

@@ -140,8 +140,8 @@ def markdown(table: pd.DataFrame) -> str:
     lines = [
         "# perseus calibrate",
         "",
-        f"**{'PASS' if passed else 'FAIL'}**: measured latency vs M/D/1 theory (Lindley recursion, "
-        f"{2_000_000:,} simulated customers), plus the harness's own overhead.",
+        f"**{'PASS' if passed else 'FAIL'}**: measured latency vs M/D/1 theory (exact Erlang/Crommelin "
+        "distribution), plus the harness's own overhead.",
         "",
         f"Fixed client + HTTP overhead added to theory: {table['overhead_ms'].iloc[0]:.3f} ms "
         "(unloaded round trip minus the server's compute time).",

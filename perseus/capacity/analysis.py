@@ -66,10 +66,20 @@ def capacities(searches: dict[str, Searched], rates: dict[str, float], usd_per_h
             # k*r_t / cap_t of a server (a fluid approximation; whole servers cost more still).
             solo_pm = shared_pm * gain
             saved = cost.savings(shared_pm, solo_pm)
-    return Capacities(table, k_shared, gain, shared_pm, solo_pm, saved, _verdict(k_shared, gain, saved))
+    # A search that never failed gives only a lower bound: searches stopped at the same ceiling would
+    # make the "saving" 1 - 1/N by construction, so none is claimed until each is bracketed.
+    open_ended = [name for name, s in searches.items() if s.search.upper is None]
+    if open_ended:
+        saved = math.nan
+    return Capacities(table, k_shared, gain, shared_pm, solo_pm, saved, _verdict(k_shared, gain, saved, open_ended))
 
 
-def _verdict(k_shared: float | None, gain: float | None, saved: float) -> str:
+def _verdict(k_shared: float | None, gain: float | None, saved: float, open_ended: list[str] = ()) -> str:
+    if open_ended and k_shared:
+        return (
+            f"shared capacity at least {k_shared:.3g}x the scenario's rates; no saving claimed: "
+            f"{', '.join(open_ended)} never failed at the loads tried (run more probes to bracket them)"
+        )
     if not k_shared:
         return "the shared server meets every SLA at no tested load: co-location does not fit"
     if gain is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perseus import results
 from perseus.analysis.validity import CONFIDENCE
 from perseus.capacity.search import DEFAULT_PRECISION, MAX_PROBES, Searched, find_capacity
 from perseus.checks import Prepared
@@ -22,7 +23,7 @@ from perseus.report import summary_of
 from perseus.run import Runner, new_manifest, save_inputs
 from perseus.scenario import Scenario
 
-CAPACITY_CSV = "capacity.csv"
+CAPACITY_CSV = results.CAPACITY_CSV
 PROBES_CSV = "probes.csv"
 INTERFERENCE_CSV = "interference.csv"
 CAPACITY_MD = "capacity.md"

@@ -40,3 +40,46 @@ def sample_rows(metrics_url: str, t_s: float) -> list[tuple]:
     except (OSError, ValueError):
         return []
     return [(t_s, SOURCE, metric, labels, value) for metric, labels, value in parse(text)]
+
+
+# Execution-level counters from Triton's statistics API (GET /v2/models/stats), in the same long rows.
+# /metrics credits every request of a dynamically batched execution with the whole execution's compute
+# time, so summing per-request durations counts a batch once per request. The statistics API's
+# batch_stats count each execution once, at its batch size: the server's real busy time.
+STATS_COMPUTE_US = "stats_execution_compute_us"  # sum over executions of compute input + infer + output
+STATS_EXECUTIONS = "stats_execution_count"
+STATS_PHASES = ("compute_input", "compute_infer", "compute_output")
+
+
+def stats_rows_from(reply: object, t_s: float) -> list[tuple]:
+    """Rows from one statistics reply, validated: anything that is not the documented shape is skipped."""
+    models = reply.get("model_stats") if isinstance(reply, dict) else None
+    rows = []
+    for model in models if isinstance(models, list) else []:
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+            continue
+        compute_ns, executions = 0.0, 0.0
+        for batch in model.get("batch_stats") or []:
+            if not isinstance(batch, dict):
+                continue
+            for phase in STATS_PHASES:
+                ns = (batch.get(phase) or {}).get("ns", 0)
+                compute_ns += float(ns) if isinstance(ns, int | float) else 0.0
+            count = (batch.get("compute_infer") or {}).get("count", 0)
+            executions += float(count) if isinstance(count, int | float) else 0.0
+        labels = json.dumps({"model": model["name"], "version": str(model.get("version", ""))}, sort_keys=True)
+        rows.append((t_s, SOURCE, STATS_COMPUTE_US, labels, compute_ns / 1e3))
+        rows.append((t_s, SOURCE, STATS_EXECUTIONS, labels, executions))
+    return rows
+
+
+def stats_rows(url: str, t_s: float, timeout_s: float = 2.0) -> list[tuple]:
+    """One read of the statistics API as telemetry rows; none without a server URL or when it fails."""
+    if not url:
+        return []  # embedded: no server
+    try:
+        with urllib.request.urlopen(f"{url}/v2/models/stats", timeout=timeout_s) as resp:  # noqa: S310 - server URL
+            reply = json.loads(resp.read().decode("utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return []
+    return stats_rows_from(reply, t_s)

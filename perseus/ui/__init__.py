@@ -22,7 +22,7 @@ from perseus import checks
 from perseus.display import RunDisplay
 from perseus.errors import InputError, PerseusError, ServerError
 from perseus.exits import EXIT_INTERRUPTED, command_line, exit_for, terminate_as_interrupt
-from perseus.plan import Deployment, shared, solo
+from perseus.plan import Deployment, group, scenario_for, shared, solo
 from perseus.run import new_manifest, save_inputs
 from perseus.scenario import Scenario
 
@@ -136,8 +136,12 @@ def ui_command(
 
 
 def _deployment(scenario: Scenario, name: str) -> Deployment:
-    """The deployment the user named: the shared server, or a tenant's solo baseline."""
-    candidates = [shared(scenario), *(solo(t.name) for t in scenario.tenants)]
+    """The deployment the user named: a [[deployments]] group, the shared server, or a tenant's solo baseline."""
+    candidates = [
+        *(group(scenario, g.name) for g in scenario.deployments),
+        shared(scenario),
+        *(solo(t.name) for t in scenario.tenants),
+    ]
     for candidate in candidates:
         if candidate.name == name:
             return candidate
@@ -153,7 +157,7 @@ def _serve(ready: checks.Prepared, chosen: Deployment, out, web_host, web_port, 
     manifest = new_manifest(ready, [chosen], command_line())
     save_inputs(run_dir, ready.file, manifest)
     session = app.UiSession(
-        ready.scenario,
+        scenario_for(ready.scenario, chosen),
         chosen,
         ready.repository,
         run_dir,

@@ -141,6 +141,9 @@ def model_repository(folder: Path, *, broken: bool = False) -> Path:
         hook = "    def initialize(self, args):\n"
         assert hook in code.read_text()
         code.write_text(code.read_text().replace(hook, hook + '        raise RuntimeError("boom from test")\n'))
+        # Without its recipe, perseus has nothing to (re)build: a recipe's 1/model.py is regenerated
+        # whenever it differs from backend_model.py, which would repair the planted failure.
+        (repo / MODEL / "recipe.toml").unlink()
     return repo
 
 

@@ -59,3 +59,16 @@ def test_probe_lengthens_to_gather_enough_evidence():
     # capped at 8x the scenario's duration.
     assert probe_scenario(scenario, 0.5, ("a",)).run.duration_s == 40
     assert probe_scenario(scenario, 0.5, ("a",)).tenants[0].load.rate == 10
+
+
+def test_searches_that_never_failed_claim_no_saving():
+    # Every search stopped at the same ceiling: 1 - 1/N "saved" by construction, so nothing is claimed.
+    rates = {"a": 10.0, "b": 10.0}
+    searches = {
+        "solo-a": Searched(("a",), "solo", Search(capacity=8.0, upper=None)),
+        "solo-b": Searched(("b",), "solo", Search(capacity=8.0, upper=None)),
+        "shared": Searched(("a", "b"), "shared", Search(capacity=8.0, upper=None)),
+    }
+    caps = capacities(searches, rates, usd_per_hour=1.0)
+    assert math.isnan(caps.savings)
+    assert "at least 8x" in caps.verdict and "no saving claimed" in caps.verdict
