@@ -88,7 +88,7 @@ def test_both_groups_run_with_their_kind_replicas_and_price(grouped):
     assert deps.loc["pair", "servers"] == 1
     # two replicas' cost over the window: 2 x $/h x window / 3600
     hot = deps.loc["hot-x2"]
-    assert hot["cost_usd"] == pytest.approx(2 * g5 * hot["duration_s"] / 3600, rel=1e-6)
+    assert hot["cost_usd"] == pytest.approx(2 * g5 * hot["duration_s"] / 3600, rel=1e-5)  # CSV: 6 digits
     assert 0 < deps.loc["pair", "busy_fraction"] < 1  # from the statistics API's execution counters
 
 
