@@ -128,6 +128,19 @@ def load_scenario(
     return scenario, raw
 
 
+def open_loop_only(scenario_file: Path) -> Callable[[Scenario], None]:
+    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop."""
+
+    def check(scenario: Scenario) -> None:
+        for i, tenant in enumerate(scenario.tenants):
+            if not tenant.load.open_loop:
+                raise InputError(
+                    str(scenario_file), f"tenants[{i}].load.arrival", "needs open-loop tenants, not 'closed'"
+                )
+
+    return check
+
+
 def check_server(scenario: Scenario, repo: Path, source: str) -> None:
     """The launcher's own checks: a remote server and its models answer; docker has a daemon; models exist."""
     if scenario.server.launcher == "remote":

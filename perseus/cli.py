@@ -11,6 +11,7 @@ import typer
 
 from perseus import results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
+from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command
 from perseus.ui import ui_command
@@ -225,7 +226,11 @@ def capacity(
     with errors():
         checks.check_out(out)
         ready = checks.prepare(
-            scenario_file, duration_s=duration, warmup_s=warmup, baselines=True, checks=cap.checker(scenario_file)
+            scenario_file,
+            duration_s=duration,
+            warmup_s=warmup,
+            baselines=True,
+            checks=checks.open_loop_only(scenario_file),
         )
         run_dir = checks.prepare_run_dir(out, f"{ready.scenario.name}-capacity")
         settings = cap.Settings(precision=precision, max_probes=max_probes, interference=interference)
@@ -289,6 +294,7 @@ def doctor() -> None:
 
 
 # Registered after the core commands so `perseus --help` lists run, report, ... first.
+app.command("plan")(plan_command)
 app.command("sweep")(sweep_command)
 app.command("ui")(ui_command)
 

@@ -30,6 +30,7 @@ class Status(StrEnum):
 
 
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+RESUME_VERSIONS = ("perseus", "tritonserver", "onnxruntime")  # a resumed folder must match these
 
 
 class CommandKind(StrEnum):
@@ -109,6 +110,7 @@ class Manifest(_Record):
     deployments: dict[str, DeploymentRecord] = Field(default_factory=dict)
     load_workers: dict[str, Any] | None = None
     sweep: SweepBook | None = None
+    plan: dict[str, Any] | None = None  # `perseus plan`'s settings (headroom, probe budget), checked on resume
 
     @model_validator(mode="before")
     @classmethod
@@ -222,6 +224,23 @@ class Manifest(_Record):
             return Status.FAILED
         return Status.COMPLETED
 
+    def machine_difference(self, other: Manifest) -> str | None:
+        """What differs between the machine and software that wrote this manifest and ``other``'s, or None.
+
+        Measurements from another host, CPU or GPU model, or another perseus, Triton or onnxruntime
+        are not comparable, so a folder is never resumed across them (as pyperf refuses to merge runs
+        whose metadata differ)."""
+        checks = [
+            ("host", self.host.get("hostname"), other.host.get("hostname")),
+            ("CPU", self.host.get("cpu"), other.host.get("cpu")),
+            ("GPU", [g.get("name") for g in self.gpus], [g.get("name") for g in other.gpus]),
+            *((name, self.versions.get(name), other.versions.get(name)) for name in RESUME_VERSIONS),
+        ]
+        for what, mine, theirs in checks:
+            if mine != theirs:
+                return f"{what} {mine or 'none'} here, {theirs or 'none'} in the folder"
+        return None
+
     def measured(self) -> dict[str, DeploymentRecord]:
         """The deployments that started, in run order."""
         return {name: d for name, d in self.deployments.items() if d.measured}
@@ -233,8 +252,9 @@ class Manifest(_Record):
         data["deployments"] = {
             name: {k: v for k, v in record.items() if v is not None} for name, record in data["deployments"].items()
         }
-        if data.get("sweep") is None:
-            data.pop("sweep", None)
+        for optional in ("sweep", "plan"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         if data.get("load_workers") is None:
             data.pop("load_workers", None)
         return data

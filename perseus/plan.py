@@ -6,8 +6,10 @@ downstream parses it back out of the name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
+from perseus.analysis.validity import CONFIDENCE
 from perseus.kinds import DeploymentKind
 from perseus.scenario import Scenario
 
@@ -77,3 +79,26 @@ def plan(scenario: Scenario) -> list[Deployment]:
         for d in first
     ]
     return first + trials
+
+
+# A probe lengthens itself (up to this many times the scenario's duration) so that even at a low
+# scale it can gather the requests validity needs; otherwise low-load probes would fail for lack
+# of evidence, and bracketing downwards would never find a passing scale.
+MAX_STRETCH = 8.0
+EVIDENCE_MARGIN = 1.2
+
+
+def probe_scenario(scenario: Scenario, k: float, tenants: tuple[str, ...]) -> Scenario:
+    """The scenario with rates x k and a measured duration long enough for a VALID verdict."""
+    scaled = scenario.scaled(k)
+    run = scaled.run
+    need = run.duration_s
+    for name in tenants:
+        tenant = scaled.tenant(name)
+        rate = tenant.load.mean_rate()
+        # With none over the SLA, early stopping needs n >= ln(1 - confidence) / ln(percentile).
+        evidence = math.log(1 - CONFIDENCE) / math.log(tenant.sla_percentile / 100)
+        count = max(run.min_requests, math.ceil(evidence)) * EVIDENCE_MARGIN
+        need = max(need, run.min_duration_s, count / rate)
+    duration = min(need, run.duration_s * MAX_STRETCH)
+    return scaled.model_copy(update={"run": run.model_copy(update={"duration_s": duration})})

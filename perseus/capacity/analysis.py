@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from perseus.analysis import cost
-from perseus.capacity.search import Searched
+from perseus.analysis.bracket import Searched
 
 # The kinds of deployment searched (perseus.kinds.DeploymentKind's values; pure analysis takes them as data).
 SHARED_KIND, SOLO_KIND = "shared", "solo"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from perseus import results
-from perseus.analysis.validity import CONFIDENCE
-from perseus.capacity.search import DEFAULT_PRECISION, MAX_PROBES, Searched, find_capacity
+from perseus.analysis.bracket import DEFAULT_PRECISION, MAX_PROBES, Searched, find_capacity
 from perseus.checks import Prepared
-from perseus.errors import InputError
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
-from perseus.plan import SHARED, SOLO_PREFIX, Deployment
+from perseus.plan import SHARED, SOLO_PREFIX, Deployment, probe_scenario
 from perseus.progress import Progress
 from perseus.report import summary_of
 from perseus.run import Runner, new_manifest, save_inputs
@@ -46,40 +43,6 @@ class Outcome:
 
 class Interrupted(Exception):
     """A probe was interrupted: stop searching, keep what was measured."""
-
-
-def check(scenario: Scenario, source: str) -> None:
-    for i, tenant in enumerate(scenario.tenants):
-        if not tenant.load.open_loop:
-            raise InputError(source, f"tenants[{i}].load.arrival", "capacity needs open-loop tenants, not 'closed'")
-
-
-def checker(scenario_file: Path) -> Callable[[Scenario], None]:
-    """``check`` for ``checks.prepare``, which runs it before any model is built."""
-    return lambda scenario: check(scenario, str(scenario_file))
-
-
-# A probe lengthens itself (up to this many times the scenario's duration) so that even at a low
-# scale it can gather the requests validity needs; otherwise low-load probes would fail for lack
-# of evidence, and bracketing downwards would never find a passing scale.
-MAX_STRETCH = 8.0
-EVIDENCE_MARGIN = 1.2
-
-
-def probe_scenario(scenario: Scenario, k: float, tenants: tuple[str, ...]) -> Scenario:
-    """The scenario with rates x k and a measured duration long enough for a VALID verdict."""
-    scaled = scenario.scaled(k)
-    run = scaled.run
-    need = run.duration_s
-    for name in tenants:
-        tenant = scaled.tenant(name)
-        rate = tenant.load.mean_rate()
-        # With none over the SLA, early stopping needs n >= ln(1 - confidence) / ln(percentile).
-        evidence = math.log(1 - CONFIDENCE) / math.log(tenant.sla_percentile / 100)
-        count = max(run.min_requests, math.ceil(evidence)) * EVIDENCE_MARGIN
-        need = max(need, run.min_duration_s, count / rate)
-    duration = min(need, run.duration_s * MAX_STRETCH)
-    return scaled.model_copy(update={"run": run.model_copy(update={"duration_s": duration})})
 
 
 def probe_name(prefix: str, k: float) -> str:

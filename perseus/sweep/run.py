@@ -113,6 +113,9 @@ def open_dir(out: Path | None, ready: Prepared, points: list[Point], command: st
     if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
         run_dir = Path(out)
         manifest = _resumable(run_dir, effective, points)
+        differs = new_manifest(ready, [], command).machine_difference(manifest)
+        if differs:
+            raise InputError("--out", None, f"{run_dir} was measured elsewhere ({differs}); use a new --out folder")
         manifest.reopen(results.utc_now(), command)
         manifest.save(run_dir)
         return run_dir, manifest

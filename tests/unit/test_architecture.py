@@ -33,7 +33,7 @@ DEFERRED = {
     ("perseus.report", "perseus.analysis.render"),  # jinja, after the input checks
     ("perseus.pricing.cli", "perseus.pricing.aws"),  # boto3, only for `prices refresh`
 }
-CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.doctor"}  # each command imports its own modules
+CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.packing.cli", "perseus.doctor"}  # each command imports its own modules
 
 
 def _module(path: Path) -> str:

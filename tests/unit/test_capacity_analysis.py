@@ -4,9 +4,9 @@ import math
 
 import pytest
 
+from perseus.analysis.bracket import Search, Searched
 from perseus.capacity.analysis import capacities, interference
-from perseus.capacity.run import probe_scenario
-from perseus.capacity.search import Search, Searched
+from perseus.plan import probe_scenario
 from perseus.scenario import parse
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from perseus.capacity.search import MIN_SCALE, find_capacity
+from perseus.analysis.bracket import MIN_SCALE, find_capacity
 
 
 @pytest.mark.parametrize("true_capacity", [0.07, 0.6, 1.0, 1.37, 5.2, 30.0])

@@ -1,0 +1,1 @@
+"""`perseus plan`: the cheapest packing of tenants onto servers that meets every SLA, measured and verified."""

@@ -1,0 +1,248 @@
+"""`perseus plan`'s figures, computed once as data (pure): the plan's rows, the fleets it is compared with,
+who pays for what, and how well the capacity predictions did.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from perseus.analysis.bracket import Search
+from perseus.packing.solve import Option, Packing, shapley, solve
+
+SECONDS_PER_HOUR = 3600.0
+PLAN_COLUMNS = [
+    "group",
+    "tenants",
+    "models",
+    "instance",
+    "replicas",
+    "capacity_scale",
+    "capacity_low",
+    "capacity_high",
+    "predicted_scale",
+    "usd_per_hour",
+    "busy_fraction",
+    "verified",
+]
+SHAPLEY_MAX = 4  # a Shapley chargeback needs every coalition measured: 2^N - 1 groups
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """One way to serve every tenant at its target rate, with headroom."""
+
+    name: str  # "plan", "all shared", "all dedicated"
+    servers: int | None  # None: not feasible (or not measured)
+    usd_per_hour: float
+    usd_per_million: float  # at the tenants' target rates
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    plan: pd.DataFrame  # PLAN_COLUMNS, one row per group
+    fleets: list[Fleet]
+    chargeback: pd.DataFrame  # per tenant: group, share, usd_per_hour, usd_per_million
+    shapley: pd.DataFrame | None  # per tenant: Shapley share of the fleet's $/h (all coalitions measured)
+    predictions: pd.DataFrame  # per measured group of 2+: predicted vs measured scale, error
+    median_prediction_error: float
+    verdict: str
+    verified: bool
+
+
+def per_million(usd_per_hour: float, rps: float) -> float:
+    return usd_per_hour / (rps * SECONDS_PER_HOUR) * 1e6 if rps > 0 else math.nan
+
+
+def summarize_plan(
+    *,
+    tenants: list[str],
+    models: Mapping[str, str],
+    rates: Mapping[str, float],
+    searches: Mapping[frozenset[str], Search],
+    predicted: Mapping[frozenset[str], float],
+    packing: Packing | None,
+    names: list[str],
+    headroom: float,
+    usd_per_hour: float,
+    instance: str,
+    verification: Mapping[str, Mapping[str, dict]],
+    busy: Mapping[str, float],
+    shares: Mapping[str, Mapping[str, float]],
+    infeasible: list[str],
+    interrupted: bool,
+) -> PlanSummary:
+    """``verification``: group name -> tenant -> its summary row in the verification run; ``busy``: group
+    name -> busy fraction there; ``shares``: group name -> tenant -> its execution-time share there."""
+    rows = []
+    for name, group in zip(names, packing.groups if packing else (), strict=True):
+        key = frozenset(group.tenants)
+        search = searches[key]
+        checked = verification.get(name, {})
+        ok = bool(checked) and all(bool(r["valid"]) and bool(r["sla_met"]) for r in checked.values())
+        rows.append(
+            {
+                "group": name,
+                "tenants": " ".join(group.tenants),
+                "models": " ".join(models[t] for t in group.tenants),
+                "instance": instance,
+                "replicas": group.replicas,
+                "capacity_scale": search.capacity or 0.0,
+                "capacity_low": search.capacity or 0.0,
+                "capacity_high": search.upper if search.upper is not None else math.inf,
+                "predicted_scale": predicted.get(key, math.nan),
+                "usd_per_hour": group.usd_per_hour,
+                "busy_fraction": busy.get(name, math.nan),
+                "verified": ok,
+            }
+        )
+    plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    verified = bool(rows) and bool(plan["verified"].all()) and not infeasible and not interrupted
+    feasible = [t for t in tenants if t not in infeasible]
+    total_rate = sum(rates[t] for t in feasible)
+    measured = [Option(g, s.capacity or 0.0, usd_per_hour, instance) for g, s in searches.items()]
+    fleets = [
+        _fleet("plan", packing, total_rate),
+        _fleet("all shared", _only(feasible, measured, headroom, lambda g: len(g) == len(feasible)), total_rate),
+        _fleet("all dedicated", _only(feasible, measured, headroom, lambda g: len(g) == 1), total_rate),
+    ]
+    return PlanSummary(
+        plan=plan,
+        fleets=fleets,
+        chargeback=_chargeback(packing, names, rates, searches, shares),
+        shapley=_shapley(feasible, measured, headroom),
+        predictions=(preds := _predictions(searches, predicted)),
+        median_prediction_error=_median_error(preds),
+        verdict=_verdict(packing, fleets, infeasible, searches, verified, interrupted, plan),
+        verified=verified,
+    )
+
+
+def _only(tenants: list[str], measured: list[Option], headroom: float, keep) -> Packing | None:
+    chosen = [o for o in measured if keep(o.tenants) and o.tenants <= set(tenants)]
+    return solve(tenants, chosen, headroom) if tenants else None
+
+
+def _fleet(name: str, packing: Packing | None, total_rate: float) -> Fleet:
+    if packing is None:
+        note = "not feasible" if name != "all shared" else "not feasible, or the group of all was not measured"
+        return Fleet(name, None, math.nan, math.nan, note)
+    return Fleet(name, packing.servers, packing.usd_per_hour, per_million(packing.usd_per_hour, total_rate))
+
+
+def _chargeback(packing, names, rates, searches, shares) -> pd.DataFrame:
+    """Each group's $/h split among its tenants: by their execution-time share in the verification run,
+    else by their utilisation alone (1 / solo capacity)."""
+    rows = []
+    for name, group in zip(names, packing.groups if packing else (), strict=True):
+        measured = shares.get(name, {})
+        if group.tenants and all(math.isfinite(measured.get(t, math.nan)) for t in group.tenants):
+            weights, how = [measured[t] for t in group.tenants], "execution time"
+        else:
+            weights = [1 / (searches[frozenset([t])].capacity or math.inf) for t in group.tenants]
+            how = "utilisation alone"
+        total = sum(weights)
+        for t, w in zip(group.tenants, weights, strict=True):
+            share = w / total if total > 0 else 1 / len(group.tenants)
+            dollars = share * group.usd_per_hour
+            rows.append(
+                {
+                    "tenant": t,
+                    "group": name,
+                    "share": share,
+                    "split_by": how,
+                    "usd_per_hour": dollars,
+                    "usd_per_million": per_million(dollars, rates[t]),
+                }
+            )
+    return pd.DataFrame(rows, columns=["tenant", "group", "share", "split_by", "usd_per_hour", "usd_per_million"])
+
+
+def _shapley(tenants: list[str], measured: list[Option], headroom: float) -> pd.DataFrame | None:
+    """The fleet cost's Shapley split, when every coalition of tenants was measured (N <= SHAPLEY_MAX)."""
+    known = {o.tenants for o in measured}
+    if not 1 < len(tenants) <= SHAPLEY_MAX:
+        return None
+    everyone = frozenset(tenants)
+    if any(frozenset(c) not in known for c in _coalitions(tenants)):
+        return None
+
+    def cost(coalition: frozenset[str]) -> float:
+        best = solve(sorted(coalition), [o for o in measured if o.tenants <= coalition], headroom)
+        return best.usd_per_hour if best else math.inf
+
+    values = shapley(tenants, cost)
+    return pd.DataFrame(
+        [{"tenant": t, "usd_per_hour": values[t], "share": values[t] / cost(everyone)} for t in tenants]
+    )
+
+
+def _coalitions(tenants: list[str]):
+    n = len(tenants)
+    for mask in range(1, 1 << n):
+        yield [t for i, t in enumerate(tenants) if mask >> i & 1]
+
+
+def _predictions(searches: Mapping[frozenset[str], Search], predicted: Mapping[frozenset[str], float]) -> pd.DataFrame:
+    rows = []
+    for group, search in searches.items():
+        if len(group) < 2 or not math.isfinite(predicted.get(group, math.nan)):
+            continue
+        k, p = search.capacity or 0.0, predicted[group]
+        # An error means something only where the measurement is a bracket, not a floor: the group's
+        # search and its tenants' solo searches each found a failing load.
+        bracketed = all(
+            s is not None and s.upper is not None for s in (search, *(searches.get(frozenset([t])) for t in group))
+        )
+        rows.append(
+            {
+                "group": "+".join(sorted(group)),
+                "predicted_scale": p,
+                "measured_scale": k,
+                "measured_high": search.upper if search.upper is not None else math.inf,
+                "bracketed": bracketed,
+                "error": (p - k) / k if k > 0 else math.nan,
+                "abs_error": abs(p - k) / k if k > 0 else math.nan,
+            }
+        )
+    columns = ["group", "predicted_scale", "measured_scale", "measured_high", "bracketed", "error", "abs_error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _median_error(predictions: pd.DataFrame) -> float:
+    """Median |predicted - measured| / measured over the bracketed measurements (NaN without one)."""
+    errors = predictions.loc[predictions["bracketed"].astype(bool), "abs_error"].dropna()
+    return float(statistics.median(errors)) if len(errors) else math.nan
+
+
+def _verdict(packing, fleets, infeasible, searches, verified, interrupted, plan) -> str:
+    if interrupted:
+        return "interrupted: the plan below uses what was measured before the interruption, and is not verified"
+    head = ""
+    if infeasible:
+        caps = ", ".join(
+            f"{t} (measured capacity: below {searches[frozenset([t])].upper or 0:.3g}x its target rate)"
+            for t in infeasible
+        )
+        head = f"no server meets the SLA of {caps} even alone at any load tried; planned without them. "
+    if packing is None:
+        return head + "no packing is feasible"
+    plan_fleet, shared, dedicated = fleets
+    parts = [f"{plan_fleet.servers} servers at ${plan_fleet.usd_per_hour:.3g}/h"]
+    if dedicated.servers:
+        saved = 1 - plan_fleet.usd_per_hour / dedicated.usd_per_hour
+        parts.append(f"{saved:.0%} less than all dedicated ({dedicated.servers} servers)")
+    if shared.servers:
+        parts.append(f"all shared needs {shared.servers} server(s) at ${shared.usd_per_hour:.3g}/h")
+    check = "verified: every tenant VALID and within its SLA" if verified else _failed(plan)
+    return head + "plan: " + "; ".join(parts) + f". {check}"
+
+
+def _failed(plan: pd.DataFrame) -> str:
+    bad = plan.loc[~plan["verified"].astype(bool), "group"].tolist() if len(plan) else []
+    return f"NOT verified: {', '.join(bad)} missed an SLA or lacked evidence in the verification run"

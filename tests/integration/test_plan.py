@@ -1,0 +1,74 @@
+"""`perseus plan` on a real server: the smoke tenants planned with --quick, verified, then `perseus run plan.toml`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from perseus import results
+from tests.conftest import REPO_ROOT, kill_ours, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    base = tmp_path_factory.mktemp("plan")
+    out, marker = base / "plan", base / "tmp"
+    try:
+        proc = run_cli(["plan", "scenarios/smoke.toml", "--quick", "--out", out], tmpdir=marker, timeout=900)
+    finally:
+        kill_ours(marker)
+    return proc, out, base
+
+
+def test_the_plan_is_measured_solved_and_verified(planned):
+    proc, out, _ = planned
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out)
+    plan = pd.read_csv(out / "plan.csv")
+    assert sorted(" ".join(plan["tenants"]).split()) == ["series", "vision"]  # every tenant placed once
+    assert plan["verified"].all() and (plan["replicas"] >= 1).all() and (plan["capacity_scale"] > 0).all()
+    probes = pd.read_csv(out / "probes.csv")
+    assert {"vision", "series"} <= set(probes["tenant"]) and len(probes) >= 4
+    md = (out / "plan.md").read_text()
+    assert "verified: every tenant VALID" in md and "all dedicated" in md
+    assert (out / "plan.html").is_file() and (out / results.PLOTS / "packing.png").is_file()
+    manifest = results.read_manifest(out)
+    assert manifest["kind"] == "plan"
+    kinds = {d["kind"] for d in manifest["deployments"].values()}
+    assert kinds == {"probe", "group"}  # capacity probes, then the verification of each group
+
+
+def test_plan_toml_runs_the_packing(planned):
+    _, out, base = planned
+    again, marker = base / "again", base / "tmp2"
+    try:
+        proc = run_cli(["run", out / "plan.toml", "--out", again, "--duration", "2", "--warmup", "0.5"], tmpdir=marker)
+    finally:
+        kill_ours(marker)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 2 s may be too short for a VALID verdict
+    groups = pd.read_csv(out / "plan.csv")["group"].tolist()
+    assert list(results.read_manifest(again)["deployments"]) == groups
+
+
+def test_resume_replays_the_committed_probes(planned):
+    _, out, base = planned
+    before = sorted(p.name for p in (out / "probes").iterdir())
+    proc = run_cli(["plan", "scenarios/smoke.toml", "--quick", "--out", out], tmpdir=base / "tmp3", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (out / "probes").iterdir()) == before  # nothing new measured
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--headroom", "-1"], "--headroom: must be between 0 and 10"),
+        (["--max-probes", "0"], "--max-probes: must be >= 1"),
+    ],
+)
+def test_bad_plan_flags_are_one_line_and_write_nothing(tmp_path, flags, message):
+    out = tmp_path / "never"
+    proc = run_cli(["plan", "scenarios/smoke.toml", "--out", out, *flags], cwd=REPO_ROOT)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
