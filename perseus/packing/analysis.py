@@ -176,6 +176,8 @@ def _shapley(tenants: list[str], measured: list[Option], headroom: float) -> pd.
         best = solve(sorted(coalition), [o for o in measured if o.tenants <= coalition], headroom)
         return best.usd_per_hour if best else math.inf
 
+    if not math.isfinite(cost(everyone)) or any(not math.isfinite(cost(frozenset(c))) for c in _coalitions(tenants)):
+        return None  # a coalition with no feasible packing has no cost to share
     values = shapley(tenants, cost)
     return pd.DataFrame(
         [{"tenant": t, "usd_per_hour": values[t], "share": values[t] / cost(everyone)} for t in tenants]
