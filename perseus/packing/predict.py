@@ -8,14 +8,16 @@ The model (docs/architecture.md, "perseus plan"): additive utilisation with meas
 - Co-located models slow each other down (they compete for the same cores, memory bandwidth, or GPU),
   so every measured group G' gives a factor f = measured k_G' / additive k_G'. A group's prediction is
   scaled by the smallest factor among the measured groups inside it (the worst interference seen
-  among its tenants); with none measured inside it, by the median factor measured so far, or 1.
+  among its tenants); with none measured inside it, it stays additive: an optimistic guess, which only
+  decides what to measure next (a plan is built from measured groups alone).
+- Capacity is monotone in the tenants: a group carries at least what a measured group holding it
+  carries, so the prediction is never below a measured superset's scale.
 This is the Perseus study's "linear baseline" corrected by what the run has seen.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping
 
 
@@ -41,8 +43,7 @@ def predicted_scale(
     """The predicted capacity scale of ``group`` at its tenants' target rates."""
     if group in measured:
         return measured[group]
-    factors = {g: interference(g, solo, k) for g, k in measured.items() if len(g) > 1}
-    factors = {g: f for g, f in factors.items() if math.isfinite(f)}
-    inside = [f for g, f in factors.items() if g <= group]
-    factor = min(inside) if inside else (statistics.median(factors.values()) if factors else 1.0)
-    return additive_scale(group, solo) * factor
+    inside = [interference(g, solo, k) for g, k in measured.items() if len(g) > 1 and g <= group]
+    inside = [f for f in inside if math.isfinite(f)]
+    floor = max((k for g, k in measured.items() if group <= g), default=0.0)
+    return max(additive_scale(group, solo) * min(inside, default=1.0), floor)

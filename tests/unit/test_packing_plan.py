@@ -12,7 +12,7 @@ from perseus.analysis.bracket import Search
 from perseus.packing.analysis import summarize_plan
 from perseus.packing.predict import additive_scale, predicted_scale
 from perseus.packing.report import plan_toml
-from perseus.packing.run import Measured, group_names, options, planned_scenario
+from perseus.packing.run import Measured, group_names, holds, options, planned_scenario
 from perseus.packing.solve import Option, solve
 from perseus.plan import plan
 from tests.conftest import REPO_ROOT
@@ -27,10 +27,22 @@ def test_additive_utilisation_and_measured_slowdown():
     # {a, b} measured at 1.0 against 1.333 additive: a slow-down factor of 0.75 ...
     measured = {frozenset("ab"): 1.0}
     assert predicted_scale(frozenset("ab"), solo, measured) == 1.0  # a measured group is its measurement
-    # ... applied to the groups that contain it, and (as the median seen) to the others
+    # ... applied to the groups that contain it; the others stay additive (optimistic: it only picks what to measure)
     assert predicted_scale(frozenset("abc"), solo, measured) == pytest.approx(1 / 1.0 * 0.75)
-    assert predicted_scale(frozenset("ac"), solo, measured) == pytest.approx(2.0 * 0.75)
+    assert predicted_scale(frozenset("ac"), solo, measured) == pytest.approx(2.0)
+    # a group carries at least what a measured group holding it carries
+    assert predicted_scale(frozenset("ac"), solo, {frozenset("abc"): 2.5}) == 2.5
     assert predicted_scale(frozenset("ab"), {"a": 0.0, "b": 2.0}, {}) == 0.0  # a tenant that fits nowhere
+
+
+def test_a_light_tenant_without_evidence_but_without_a_miss_does_not_veto_a_scale():
+    base = {"valid": False, "errors": 0, "requests": 30, "sla_latency_ms": 5.0, "sla_ms": 50.0,
+            "evidence_ok": False, "over_sla": 0}  # fmt: skip
+    assert holds(base)
+    assert not holds({**base, "over_sla": 1})  # one miss: no benefit of the doubt
+    assert not holds({**base, "errors": 1})
+    assert not holds({**base, "evidence_ok": True})  # enough evidence and still INVALID: a real miss
+    assert holds({**base, "valid": True, "evidence_ok": True})
 
 
 def _search(k, upper=None):
