@@ -20,6 +20,19 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRITON_NAMES = ("tritonserver", "triton_python_backend_stub")
+# Credentials planted in the environment by the tests that check none reaches a child, a log or a result.
+PLANTED_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
+    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
+    "AWS_SESSION_TOKEN": "perseus-test-secret-session",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
+    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
+    "HF_TOKEN": "hf_perseus_test_secret",
+    "GITHUB_TOKEN": "ghp_perseus_test_secret",
+    "MY_SECRET": "perseus-test-secret-mine",
+    "SOME_API_KEY": "perseus-test-secret-api",
+    "NVIDIA_API_KEY": "nvapi-perseus-test-secret",  # an allowed prefix, still a credential
+}
 
 
 def cli_env(tmpdir: Path | None = None) -> dict[str, str]:

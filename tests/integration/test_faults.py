@@ -24,23 +24,12 @@ import pytest
 
 from perseus import results
 from perseus.records import read_stream
-from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
+from tests.conftest import PLANTED_SECRETS, REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 
 pytestmark = pytest.mark.integration
 
 MODELS = REPO_ROOT / "model_repository"
 RATE = 20  # requests/s, constant arrivals: exactly RATE x duration requests
-# Credentials of every usual kind, planted in perseus's environment: none may reach the server.
-FAKE_SECRETS = {
-    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
-    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-XYZ",
-    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
-    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
-    "HF_TOKEN": "hf_perseus_test_secret",
-    "GITHUB_TOKEN": "ghp_perseus_test_secret",
-    "MY_SECRET": "perseus-test-secret-mine",
-    "SOME_API_KEY": "perseus-test-secret-api",
-}
 TENANT = "series"
 
 SCENARIO = """
@@ -356,7 +345,7 @@ class Interrupted:
 @pytest.fixture(scope="module", params=[signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def interrupted(request, tmp_path_factory) -> Interrupted:
     folder = tmp_path_factory.mktemp(f"interrupt-{request.param.name}")
-    run = LiveRun(folder, write_scenario(folder, duration=60), extra_env=FAKE_SECRETS)
+    run = LiveRun(folder, write_scenario(folder, duration=60), extra_env=PLANTED_SECRETS)
     try:
         before = run.wait_measuring(min_records=RATE)
         server = run.server()
@@ -418,8 +407,8 @@ def test_the_server_gets_no_credentials(interrupted):
     assert interrupted.server_env, "could not read the server's environment"
     assert interrupted.stub_envs, "could not read the stubs' environment"
     for env in (interrupted.server_env, *interrupted.stub_envs):
-        assert not set(FAKE_SECRETS) & set(env)
-        assert not set(FAKE_SECRETS.values()) & set(env.values())
+        assert not set(PLANTED_SECRETS) & set(env)
+        assert not set(PLANTED_SECRETS.values()) & set(env.values())
     # Built from the allowlist: only names that the base list or the thread settings allow.
     allowed = children.BASE_NAMES | children.THREAD_NAMES
     prefixes = children.BASE_PREFIXES + children.THREAD_PREFIXES

@@ -33,7 +33,8 @@ DEFERRED = {
     ("perseus.report", "perseus.analysis.render"),  # jinja, after the input checks
     ("perseus.pricing.cli", "perseus.pricing.aws"),  # boto3, only for `prices refresh`
 }
-CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.packing.cli", "perseus.doctor"}  # each command imports its own modules
+# each command imports its own modules when it runs
+CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.packing.cli", "perseus.doctor"}
 
 
 def _module(path: Path) -> str:

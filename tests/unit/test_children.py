@@ -22,6 +22,7 @@ import pytest
 
 from perseus import children
 from perseus.server.local import _stop_group
+from tests.conftest import PLANTED_SECRETS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
 
@@ -247,16 +248,7 @@ def test_start_ticks_names_a_process_by_its_start():
 
 # -- the environment -------------------------------------------------------------------------------
 PLANTED = {
-    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
-    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
-    "AWS_SESSION_TOKEN": "perseus-test-secret-session",
-    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
-    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
-    "HF_TOKEN": "hf_perseus_test_secret",
-    "GITHUB_TOKEN": "ghp_perseus_test_secret",
-    "MY_SECRET": "perseus-test-secret-mine",
-    "SOME_API_KEY": "perseus-test-secret-api",
-    "NVIDIA_API_KEY": "nvapi-perseus-test-secret",  # an allowed prefix, still a credential
+    **PLANTED_SECRETS,
     "CUDA_AUTH_TOKEN": "perseus-test-secret-cuda",
     "DATABASE_URL": "postgres://user:perseus-test-secret@db/x",  # not named like a secret: not allowed either
     "PERSEUS_HARMLESS": "dropped-too",

@@ -15,6 +15,7 @@ from perseus.errors import InputError, ServerError
 from perseus.scenario import DEFAULT_DOCKER_IMAGE, parse
 from perseus.server import repository
 from perseus.server.docker import DockerServer, check_docker, container_name, link_targets
+from tests.conftest import PLANTED_SECRETS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS = REPO_ROOT / "model_repository"
@@ -67,16 +68,7 @@ def test_argv_cpu(source: Path, tmp_path: Path):
 
 def test_only_gpu_selection_reaches_the_container(source: Path, tmp_path: Path, monkeypatch):
     """The same allowlist as the local server's, narrowed to which GPUs CUDA uses; planted credentials stay out."""
-    planted = {
-        "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
-        "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
-        "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
-        "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
-        "HF_TOKEN": "hf_perseus_test_secret",
-        "GITHUB_TOKEN": "ghp_perseus_test_secret",
-        "MY_SECRET": "perseus-test-secret-mine",
-        "SOME_API_KEY": "perseus-test-secret-api",
-    }
+    planted = dict(PLANTED_SECRETS)
     for name, value in planted.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")

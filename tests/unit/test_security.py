@@ -17,6 +17,7 @@ from perseus import results
 from perseus.errors import InputError
 from perseus.plan import plan
 from perseus.scenario import parse
+from tests.conftest import PLANTED_SECRETS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
@@ -75,19 +76,6 @@ def test_valid_names_stay_inside_their_folders(tmp_path: Path):
     assert run_dir.resolve().parent == root.resolve()
     for deployment in plan(scenario):
         assert (run_dir / deployment.name).resolve().parent == run_dir.resolve()
-
-
-# Credentials of every usual kind, planted in perseus's environment: none may reach the server.
-PLANTED_SECRETS = {
-    "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
-    "AWS_SECRET_ACCESS_KEY": "perseus-test-secret-aws",
-    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/perseus-test-gcp.json",
-    "AZURE_CLIENT_SECRET": "perseus-test-secret-azure",
-    "HF_TOKEN": "hf_perseus_test_secret",
-    "GITHUB_TOKEN": "ghp_perseus_test_secret",
-    "MY_SECRET": "perseus-test-secret-mine",
-    "SOME_API_KEY": "perseus-test-secret-api",
-}
 
 
 def test_the_server_environment_is_an_allowlist(monkeypatch):
