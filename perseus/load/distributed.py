@@ -45,7 +45,7 @@ from perseus import children
 from perseus.errors import PerseusError
 from perseus.load.build import build_load_run
 from perseus.load.engine import ABORT_GRACE_S, LoadRun, TenantLoad
-from perseus.load.shards import scenario_from_plan, shard_loads
+from perseus.load.shards import check_plan, scenario_from_plan, shard_loads
 from perseus.plan import Deployment
 from perseus.ports import LOOPBACK, free_ports
 
@@ -483,8 +483,11 @@ def _send_every(outbox: _Outbox, period_s: float) -> None:
 
 
 def build_shard(plan: dict, url: str, recorder) -> LoadRun:
-    """The worker's LoadRun: the whole deployment's load, built exactly as one process builds it, then sharded."""
-    deployment = Deployment(**{**plan["deployment"], "tenants": tuple(plan["deployment"]["tenants"])})
+    """The worker's LoadRun: the whole deployment's load, built exactly as one process builds it, then sharded.
+
+    The plan comes from the network: it is checked whole before anything is built or written."""
+    checked, _ = check_plan(plan)
+    deployment = Deployment(**{**checked.deployment.model_dump(), "tenants": tuple(checked.deployment.tenants)})
     with tempfile.TemporaryDirectory(prefix="perseus-worker-") as tmp:
         scenario = scenario_from_plan(plan, Path(tmp))  # trace files are read while the schedules are built
         run = build_load_run(scenario, deployment, url, recorder, plan["served"], source_repo=None)

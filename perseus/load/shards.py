@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from perseus.errors import PerseusError
 from perseus.scenario import Scenario
+
+# Deployment names perseus makes: tenant-like names, probes' "probe-a+b-x1.500", trials' "-t2".
+DEPLOYMENT_NAME = r"^[a-z0-9][a-z0-9_.+-]*$"
 
 
 def shard_schedule(schedule: np.ndarray, shard: int, shards: int) -> np.ndarray:
@@ -61,16 +67,78 @@ def make_plan(scenario, deployment, url: str, served: dict[str, str]) -> dict:
     }
 
 
-def scenario_from_plan(plan: dict, folder: Path):
-    """The master's scenario, with its trace files (shipped in the plan) written into ``folder``.
+class _DeploymentPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DEPLOYMENT_NAME, max_length=200)
+    tenants: list[str] = Field(min_length=1)
+    base: str | None = Field(None, pattern=DEPLOYMENT_NAME, max_length=200)
+    trial: int = Field(1, ge=1)
+    strategy: Literal["external", "embedded"] = "external"
+
+
+class WorkerPlan(BaseModel):
+    """A master's plan, as a worker checks it before using any of it (it comes from the network)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    deployment: _DeploymentPlan
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    served: dict[str, str]
+    traces: dict[str, str]
+    token: str = Field(min_length=1, max_length=200)
+    shard: int = Field(ge=0)
+    shards: int = Field(ge=1, le=10_000)
+    t0: float
+
+
+def check_plan(plan: object) -> tuple[WorkerPlan, Scenario]:
+    """The plan and its scenario, validated; PlanError naming the first problem. Nothing is written before.
+
+    Tenant names are checked by the scenario's own schema ([a-z0-9][a-z0-9_-]*), so a name such as
+    ``../x`` never becomes a path; every name the plan uses must be one of the scenario's tenants."""
+    checked = _valid(WorkerPlan.model_validate, plan, "")
+    scenario = _valid(Scenario.model_validate_json, checked.scenario, "scenario.")
+    names = {t.name for t in scenario.tenants}
+    used = {
+        "deployment.tenants": set(checked.deployment.tenants),
+        "served": set(checked.served),
+        "traces": set(checked.traces),
+    }
+    for where, tenants in used.items():
+        unknown = sorted(tenants - names)
+        if unknown:
+            raise PlanError(f"the master's plan is not valid: {where}: not a tenant of its scenario: {unknown[0]!r}")
+    if checked.shard >= checked.shards:
+        raise PlanError(f"the master's plan is not valid: shard {checked.shard} of {checked.shards}")
+    return checked, scenario
+
+
+def _valid(validate, value, prefix: str):
+    try:
+        return validate(value)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = prefix + ".".join(str(p) for p in err["loc"])
+        raise PlanError(f"the master's plan is not valid: {where}: {err['msg']}") from None
+
+
+class PlanError(PerseusError):
+    """A master's plan that a worker refuses."""
+
+
+def scenario_from_plan(plan: dict, folder: Path) -> Scenario:
+    """The master's scenario, checked, with its trace files (shipped in the plan) written into ``folder``.
 
     A worker on another machine does not have the master's files; the trace is the only one it needs
     (request bodies come from the server's model metadata).
     """
-    data = json.loads(plan["scenario"])
+    checked, _ = check_plan(plan)
+    data = json.loads(checked.scenario)
     for tenant in data["tenants"]:
-        if tenant["name"] in plan["traces"]:
-            path = folder / f"{tenant['name']}.csv"
-            path.write_text(plan["traces"][tenant["name"]], encoding="utf-8")
+        if tenant["name"] in checked.traces:
+            path = folder / f"{tenant['name']}.csv"  # a validated tenant name: no separator, no ".."
+            path.write_text(checked.traces[tenant["name"]], encoding="utf-8")
             tenant["load"]["trace"] = str(path)
     return Scenario.model_validate_json(json.dumps(data))

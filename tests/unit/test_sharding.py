@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,6 +86,7 @@ def test_a_worker_gets_the_trace_file_in_the_plan(tmp_path):
     }
     scenario = parse(raw, "scenario.toml")
     plan = make_plan(scenario, Deployment("shared", ("a",)), "http://127.0.0.1:1", {"a": "a"})
+    plan = {**plan, "token": "t", "shard": 0, "shards": 1, "t0": 0.0}  # as the master sends it
     trace.unlink()  # gone, as on another machine
     worker_dir = tmp_path / "worker"
     worker_dir.mkdir()
@@ -92,3 +95,37 @@ def test_a_worker_gets_the_trace_file_in_the_plan(tmp_path):
     assert shipped.startswith(str(worker_dir))
     assert Path(shipped).read_text() == "timestamp_s\n0.0\n0.1\n0.5\n"
     assert rebuilt.model_dump(exclude={"tenants"}) == scenario.model_dump(exclude={"tenants"})
+
+
+def _sent_plan(tmp_path):
+    from perseus.plan import Deployment
+    from perseus.scenario import parse
+
+    raw = {"name": "t", "tenants": [{"name": "a", "model": "m", "sla_ms": 10, "load": {"rate": 5}}]}
+    plan = make_plan(parse(raw, "s.toml"), Deployment("shared", ("a",)), "http://127.0.0.1:1", {"a": "a"})
+    return {**plan, "token": "t", "shard": 0, "shards": 2, "t0": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda p: p["traces"].update({"../../etc/x": "timestamp_s\n0\n"}), "not a tenant of its scenario"),
+        (lambda p: p.update(scenario=p["scenario"].replace('"name":"a"', '"name":"../a"')), "scenario"),
+        (lambda p: p["deployment"].update(name="../../tmp/x"), "deployment.name"),
+        (lambda p: p["deployment"].update(tenants=["b"]), "not a tenant of its scenario: 'b'"),
+        (lambda p: p["served"].update({"zed": "m"}), "served"),
+        (lambda p: p.update(shard=2), "shard 2 of 2"),
+        (lambda p: p.update(url="file:///etc/passwd"), "url"),
+        (lambda p: p.update(extra=1), "extra"),
+    ],
+)
+def test_a_worker_refuses_a_bad_plan_before_writing_anything(tmp_path, change, reason):
+    from perseus.load.shards import PlanError
+
+    plan = _sent_plan(tmp_path)
+    change(plan)
+    folder = tmp_path / "worker"
+    folder.mkdir()
+    with pytest.raises(PlanError, match=re.escape(reason)):
+        scenario_from_plan(plan, folder)
+    assert list(folder.iterdir()) == [] and not (tmp_path / "etc").exists()
