@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from perseus import results
+from perseus import __version__, results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
 from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
@@ -25,6 +25,24 @@ app = typer.Typer(
 models_app = typer.Typer(
     help="Build the bundled model zoo (ONNX graphs with seeded random weights).", no_args_is_help=True
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"perseus {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print perseus's version and exit."),
+    ] = False,
+) -> None:
+    """Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars."""
+
+
 app.add_typer(models_app, name="models")
 app.add_typer(prices_app, name="prices")
 

@@ -15,12 +15,13 @@ console = Console(stderr=True)
 class RunDisplay:
     """Redrawn by the experiment's tick; no refresh thread (the load generator runs under gevent)."""
 
-    def __init__(self, total_deployments: int):
+    def __init__(self, total_deployments: int, out: Console = console):
         self.total = total_deployments
+        self.console = out
         self._live: Live | None = None
 
     def __enter__(self) -> RunDisplay:
-        self._live = Live(console=console, auto_refresh=False, transient=False)
+        self._live = Live(console=self.console, auto_refresh=False, transient=False)
         self._live.__enter__()
         return self
 
@@ -28,6 +29,10 @@ class RunDisplay:
         if self._live is not None:
             self._live.__exit__(*exc)
             self._live = None
+            if not self.console.is_terminal:
+                # Off a terminal, the last table is written without its line ending: with stderr and
+                # stdout in one log, the run folder would otherwise follow the table's last border.
+                self.console.line()
 
     @staticmethod
     def say(text: str) -> None:
@@ -39,7 +44,7 @@ class RunDisplay:
         return f"{index}/{self.total}" if self.total else str(index)
 
     def message(self, text: str) -> None:
-        console.print(text)
+        self.console.print(text)
 
     def update(self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads) -> None:
         if self._live is None:
