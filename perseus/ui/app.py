@@ -313,7 +313,7 @@ class UiSession:
             if self.env is not None and self.env.runner is not None:
                 self.env.runner.quit()
             self.close()
-        return self.manifest["status"]
+        return self.manifest.status
 
     def _never_started(self) -> None:
         """Closed before any Start (or the server never came up): keep what there is, say why."""
