@@ -7,7 +7,7 @@ Two comparisons, in one run, against the same server:
 
 1. Closed loop at concurrency 1, 2, 4, 8 on a model that does no work ("null": the calibration model
    with service_ms=0). Throughput and exact p50/p99 for perseus (a closed-loop TenantLoad driven by
-   LoadRun, as experiment._load_run builds it) and for perf_analyzer (--concurrency-range c).
+   LoadRun, as perseus/load/build.py build_load_run builds it) and for perf_analyzer (--concurrency-range c).
 2. Open-loop Poisson at rho 0.5 and 0.8 on the calibration model (a busy-wait M/D/1 server, 10 ms by
    default). p50/p90/p95/p99 of perseus and of perf_analyzer (--request-distribution poisson, default
    --max-threads and --max-threads 64) vs M/D/1 theory with the measured service time, plus the fixed
@@ -212,7 +212,8 @@ def perseus_run(
     rate: float | None = None,
     tmp: Path,
 ):
-    """One LoadRun with one tenant, built as experiment._load_run builds it; returns the requests frame."""
+    """One LoadRun with one tenant, built as perseus/load/build.py build_load_run builds it; returns the requests
+    frame."""
     rng = arrivals.tenant_rng(SEED, tenant)
     load = TenantLoad(
         tenant=tenant,
