@@ -66,6 +66,20 @@ def run_cli(
     )
 
 
+def run_scenario_text(base: Path, text: str, timeout: float = 300) -> Path:
+    """``perseus run`` on a scenario written from ``text`` into ``base``; the run folder, after a clean exit.
+
+    Every tritonserver of the run is killed afterwards, whatever happened."""
+    scenario, run_dir, marker = base / "scenario.toml", base / "run", base / "tmp"
+    scenario.write_text(text)
+    try:
+        proc = run_cli(["run", scenario, "--out", run_dir], tmpdir=marker, timeout=timeout)
+    finally:
+        kill_ours(marker)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
 def triton_processes(marker: str | Path | None = None) -> list[psutil.Process]:
     """Live tritonserver / Python-backend-stub processes; with ``marker``, only those whose command line holds it."""
     found = []

@@ -10,7 +10,7 @@ import pytest
 
 from perseus import results
 from perseus.analysis.cost import EXECUTION
-from tests.conftest import REPO_ROOT, kill_ours, run_cli
+from tests.conftest import REPO_ROOT, run_scenario_text
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +53,7 @@ dynamic_batching = false
 
 @pytest.fixture(scope="module")
 def batching(tmp_path_factory):
-    base = tmp_path_factory.mktemp("batching")
-    scenario, run_dir, marker = base / "batching.toml", base / "run", base / "tmp"
-    scenario.write_text(SCENARIO)
-    try:
-        proc = run_cli(["run", scenario, "--out", run_dir], tmpdir=marker, timeout=300)
-    finally:
-        kill_ours(marker)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
+    return run_scenario_text(tmp_path_factory.mktemp("batching"), SCENARIO)
 
 
 def test_a_batch_counts_once_in_the_execution_counters(batching):

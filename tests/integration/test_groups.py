@@ -11,7 +11,7 @@ import pytest
 
 from perseus import results
 from perseus.pricing.catalog import lookup
-from tests.conftest import REPO_ROOT, kill_ours, run_cli
+from tests.conftest import REPO_ROOT, run_cli, run_scenario_text
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,7 @@ instance = "g5.xlarge"
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
-    base = tmp_path_factory.mktemp("groups")
-    scenario, run_dir, marker = base / "groups.toml", base / "run", base / "tmp"
-    scenario.write_text(SCENARIO)
-    try:
-        proc = run_cli(["run", scenario, "--out", run_dir], tmpdir=marker, timeout=300)
-    finally:
-        kill_ours(marker)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
+    return run_scenario_text(tmp_path_factory.mktemp("groups"), SCENARIO)
 
 
 def test_both_groups_run_with_their_kind_replicas_and_price(grouped):
