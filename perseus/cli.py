@@ -11,6 +11,7 @@ import typer
 
 from perseus import __version__, results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
+from perseus.manifest import Status
 from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command
@@ -138,8 +139,8 @@ def run(
             status = runs.execute(
                 ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers, display
             )
-        if not build_report(report.build, run_dir) and status == "completed":
-            status = "failed"
+        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+            status = Status.FAILED
         typer.echo(str(run_dir))
     raise exit_for(status)
 
@@ -203,8 +204,8 @@ def calibrate(
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)
         status = manifest.status
-        if not build_report(report.build, run_dir) and status == "completed":
-            status = "failed"
+        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+            status = Status.FAILED
         typer.echo(calib.markdown(table), err=True)
         typer.echo(str(run_dir))
     raise exit_for(status)

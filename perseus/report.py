@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from perseus import results
 from perseus.analysis.summary import Summary, summarize
-from perseus.manifest import DeploymentRecord, Manifest
+from perseus.manifest import DeploymentRecord, Manifest, Status
 from perseus.models.config import parse_config
 from perseus.pricing.catalog import Price, lookup
 from perseus.records import recover
@@ -153,7 +153,9 @@ def read_folder(run_dir: Path, only: Sequence[str] | None = None) -> Folder:
 def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) -> Summary:
     """The one path from deployment folders to their Summary (report, capacity, sweep and ui all take it)."""
     failed = [
-        f"deployment {n} {d.status}: {d.reason or ''}" for n, d in folder.deployments.items() if d.status != "completed"
+        f"deployment {n} {d.status}: {d.reason or ''}"
+        for n, d in folder.deployments.items()
+        if d.status != Status.COMPLETED
     ]
     return summarize(
         folder.requests,
