@@ -11,7 +11,7 @@ import typer
 
 from perseus import __version__, results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
-from perseus.manifest import Status
+from perseus.kinds import Status
 from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command

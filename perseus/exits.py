@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from perseus.errors import PerseusError
-from perseus.manifest import Status
+from perseus.kinds import Status
 
 EXIT_OK = 0
 EXIT_FAILED = 1

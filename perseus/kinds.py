@@ -19,6 +19,16 @@ class DeploymentKind(StrEnum):
     CALIBRATION = "calibration"  # perseus calibrate's M/D/1 model
 
 
+class Status(StrEnum):
+    """A deployment's or a run's status (docs/results.md, "Statuses and exit codes")."""
+
+    NOT_STARTED = "not started"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 # Arrival patterns whose requests are sent on a schedule drawn up front, whatever the server does.
 # "closed" is the one closed loop: each user sends its next request when the last one returns.
 OPEN_LOOP_ARRIVALS = frozenset({"poisson", "constant", "step", "spike", "trace", "ramp"})

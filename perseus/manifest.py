@@ -17,17 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from perseus import results
-from perseus.kinds import DeploymentKind
+from perseus.kinds import DeploymentKind, Status
 from perseus.plan import Deployment
-
-
-class Status(StrEnum):
-    NOT_STARTED = "not started"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
 
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
 RESUME_VERSIONS = ("perseus", "tritonserver", "onnxruntime")  # a resumed folder must match these

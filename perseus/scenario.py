@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from perseus.analysis.ramp import ramp_levels
+from perseus.analysis.shapes import ramp_levels
 from perseus.errors import InputError
 from perseus.kinds import is_open_loop
 from perseus.traces import check_trace

@@ -7,21 +7,10 @@ import math
 
 import pandas as pd
 
+from perseus.analysis.shapes import ramp_levels
 from perseus.analysis.stats import sla_latency
 
 COLUMNS = ["deployment", "tenant", "level", "start_s", "end_s", "rate_rps", "requests", "sla_latency_ms", "sla_met"]
-
-
-def ramp_levels(rate: float, step: float, hold_s: float, duration_s: float) -> list[tuple[float, float, float]]:
-    """A ramp's (start, end, rate) levels over the measured window: ``rate``, then ``+step`` every ``hold_s``.
-
-    The one definition of a ramp's shape: the scenario's schedules and this analysis both use it.
-    """
-    levels, t = [], 0.0
-    while t < duration_s:
-        levels.append((t, min(t + hold_s, duration_s), rate))
-        t, rate = t + hold_s, rate + step
-    return levels
 
 
 def level_table(requests: pd.DataFrame, deployment: str, tenant: dict, duration_s: float) -> pd.DataFrame:

@@ -14,17 +14,17 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from perseus import checks
-from perseus.display import RunDisplay
 from perseus.errors import InputError, PerseusError, ServerError
 from perseus.exits import EXIT_INTERRUPTED, command_line, exit_for, terminate_as_interrupt
 from perseus.plan import Deployment, group, scenario_for, shared, solo
-from perseus.run import new_manifest, save_inputs
 from perseus.scenario import Scenario
+
+if TYPE_CHECKING:
+    from perseus.checks import Prepared
 
 USER_ENV = "PERSEUS_UI_USER"
 PASSWORD_ENV = "PERSEUS_UI_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -109,6 +109,10 @@ def ui_command(
     Ctrl-C quits. The last line on stdout is the run folder. Exit codes: 0 done, 1 failed,
     2 bad input, 130 interrupted during a measurement (or closed before any).
     """
+    # Imported when the command runs, as the CLI's other commands do: `perseus --help` stays quick.
+    from perseus import checks
+    from perseus.display import RunDisplay
+
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
     try:
         credentials = credentials_for(web_host)
@@ -149,8 +153,10 @@ def _deployment(scenario: Scenario, name: str) -> Deployment:
     raise InputError("--deployment", None, f"'{name}' is not a deployment of this scenario (choose: {choices})")
 
 
-def _serve(ready: checks.Prepared, chosen: Deployment, out, web_host, web_port, credentials):
+def _serve(ready: Prepared, chosen: Deployment, out, web_host, web_port, credentials):
     """The run folder, as `perseus run` makes it; then the session until Ctrl-C."""
+    from perseus import checks
+    from perseus.run import new_manifest, save_inputs
     from perseus.ui import app  # deferred: imports Locust (gevent monkey-patching), only once checks passed
 
     run_dir = checks.prepare_run_dir(out, ready.scenario.name)

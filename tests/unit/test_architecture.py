@@ -34,7 +34,7 @@ DEFERRED = {
     ("perseus.pricing.cli", "perseus.pricing.aws"),  # boto3, only for `prices refresh`
 }
 # each command imports its own modules when it runs
-CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.packing.cli", "perseus.doctor"}
+CLI_MODULES = {"perseus.cli", "perseus.sweep.cli", "perseus.packing.cli", "perseus.ui", "perseus.doctor"}
 
 
 def _module(path: Path) -> str:
