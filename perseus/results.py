@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -72,6 +73,11 @@ def utc_now() -> str:
 
 def default_run_dir(scenario_name: str, root: Path = Path("results")) -> Path:
     return root / f"{scenario_name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def json_value(value):
+    """numpy scalars -> Python values, so the JSON holds numbers and booleans, not their str()."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from perseus.analysis.at_capacity import per_million
 from perseus.analysis.bracket import Search
+from perseus.packing.predict import subsets
 from perseus.packing.solve import Option, Packing, shapley, solve
 
-SECONDS_PER_HOUR = 3600.0
 PLAN_COLUMNS = [
     "group",
     "tenants",
@@ -53,10 +54,6 @@ class PlanSummary:
     median_prediction_error: float
     verdict: str
     verified: bool
-
-
-def per_million(usd_per_hour: float, rps: float) -> float:
-    return usd_per_hour / (rps * SECONDS_PER_HOUR) * 1e6 if rps > 0 else math.nan
 
 
 def summarize_plan(
@@ -169,25 +166,19 @@ def _shapley(tenants: list[str], measured: list[Option], headroom: float) -> pd.
     if not 1 < len(tenants) <= SHAPLEY_MAX:
         return None
     everyone = frozenset(tenants)
-    if any(frozenset(c) not in known for c in _coalitions(tenants)):
+    if any(c not in known for c in subsets(tenants)):
         return None
 
     def cost(coalition: frozenset[str]) -> float:
         best = solve(sorted(coalition), [o for o in measured if o.tenants <= coalition], headroom)
         return best.usd_per_hour if best else math.inf
 
-    if not math.isfinite(cost(everyone)) or any(not math.isfinite(cost(frozenset(c))) for c in _coalitions(tenants)):
+    if not math.isfinite(cost(everyone)) or any(not math.isfinite(cost(c)) for c in subsets(tenants)):
         return None  # a coalition with no feasible packing has no cost to share
     values = shapley(tenants, cost)
     return pd.DataFrame(
         [{"tenant": t, "usd_per_hour": values[t], "share": values[t] / cost(everyone)} for t in tenants]
     )
-
-
-def _coalitions(tenants: list[str]):
-    n = len(tenants)
-    for mask in range(1, 1 << n):
-        yield [t for i, t in enumerate(tenants) if mask >> i & 1]
 
 
 def _predictions(searches: Mapping[frozenset[str], Search], predicted: Mapping[frozenset[str], float]) -> pd.DataFrame:

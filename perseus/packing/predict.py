@@ -18,7 +18,7 @@ This is the Perseus study's "linear baseline" corrected by what the run has seen
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 
 def utilisation(solo_scale: float) -> float:
@@ -47,3 +47,11 @@ def predicted_scale(
     inside = [f for f in inside if math.isfinite(f)]
     floor = max((k for g, k in measured.items() if group <= g), default=0.0)
     return max(additive_scale(group, solo) * min(inside, default=1.0), floor)
+
+
+def subsets(tenants: Sequence[str], min_size: int = 1) -> Iterator[frozenset[str]]:
+    """Every group of at least ``min_size`` of ``tenants`` (2^n - 1 of them with the default)."""
+    for mask in range(1, 1 << len(tenants)):
+        group = frozenset(t for i, t in enumerate(tenants) if mask >> i & 1)
+        if len(group) >= min_size:
+            yield group

@@ -24,8 +24,8 @@ from perseus.checks import Prepared, prepare_run_dir
 from perseus.errors import InputError
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
-from perseus.packing.predict import predicted_scale
-from perseus.packing.solve import Option, Packing, solve
+from perseus.packing.predict import predicted_scale, subsets
+from perseus.packing.solve import Option, Packing, replicas_needed, solve
 from perseus.plan import Deployment, probe_scenario, scenario_for
 from perseus.progress import Progress
 from perseus.report import summary_of
@@ -152,7 +152,11 @@ class Prober:
         keep = ("deployment", "tenant", "requests", "errors", "good", "throughput_rps", "p99_ms", "sla_latency_ms")
         flags = ("sla_ms", "sla_met", "valid", "evidence_ok", "verdict")
         rows = [
-            {**{c: _plain(r[c]) for c in (*keep, *flags)}, "over_sla": int(r["requests"] - r["good"]), "scale": k}
+            {
+                **{c: results.json_value(r[c]) for c in (*keep, *flags)},
+                "over_sla": int(r["requests"] - r["good"]),
+                "scale": k,
+            }
             for r in rows
         ]
         record = {"group": list(tenants), "scale": k, "status": str(status), "rows": rows}
@@ -179,11 +183,6 @@ def holds(row: dict) -> bool:
     return clean and not row["evidence_ok"] and row["over_sla"] == 0
 
 
-def _plain(value):
-    """numpy scalars -> Python values (JSON)."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def _start(scale: float) -> float:
     """Where a search starts: the predicted scale, rounded to 2 significant digits so that a resumed
     plan replays the same probes (and the probe names stay short)."""
@@ -200,19 +199,11 @@ def options(
     known = {g: measured.scale(g) for g in measured.searches}
     out = [Option(g, k, price, instance, True) for g, k in known.items() if g <= set(tenants)]
     if with_predictions:
-        for group in _subsets(tenants):
+        for group in subsets(tenants, min_size=2):
             if group not in known:
                 k = predicted_scale(group, solo, known)
                 out.append(Option(group, k, price, instance, False))
     return out
-
-
-def _subsets(tenants: list[str]):
-    n = len(tenants)
-    for mask in range(1, 1 << n):
-        group = frozenset(t for i, t in enumerate(tenants) if mask >> i & 1)
-        if len(group) > 1:
-            yield group
 
 
 def measure(
@@ -259,7 +250,8 @@ def _saving(group, measured: Measured, headroom: float, price: float) -> float:
     from_solo = 0.0
     for t in group.tenants:
         k = measured.scale(frozenset([t]))
-        from_solo += math.ceil((1 + headroom) / k - 1e-9) * price if k > 0 else math.inf
+        replicas = replicas_needed(k, headroom)
+        from_solo += replicas * price if replicas is not None else math.inf
     return from_solo - group.usd_per_hour
 
 

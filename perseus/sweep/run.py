@@ -14,7 +14,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from perseus import results
@@ -140,11 +139,6 @@ def committed(run_dir: Path, point: Point) -> bool:
     return point_file(run_dir, point).is_file()
 
 
-def _native(value):
-    """numpy scalars -> Python values, so the JSON holds numbers and booleans, not their str()."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def measure(run_dir: Path, point: Point, scenario: Scenario, entry: DeploymentRecord) -> dict:
     """The point's result record, from its own folder (its price is the run's, from the manifest)."""
     spec = scenario.sweep
@@ -171,8 +165,10 @@ def measure(run_dir: Path, point: Point, scenario: Scenario, entry: DeploymentRe
         objective = sla_latency(
             mine["latency_ms"].to_numpy(dtype=float), mine["ok"].to_numpy(dtype=bool), spec.objective_percentile
         )
-        record["tenants"][row["tenant"]] = {k: _native(v) for k, v in row.items()} | {"objective_ms": objective}
-    record["deployment"] = {k: _native(v) for k, v in summary.deployments.iloc[0].to_dict().items()}
+        record["tenants"][row["tenant"]] = {k: results.json_value(v) for k, v in row.items()} | {
+            "objective_ms": objective
+        }
+    record["deployment"] = {k: results.json_value(v) for k, v in summary.deployments.iloc[0].to_dict().items()}
     return record
 
 
