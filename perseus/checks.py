@@ -149,7 +149,7 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
                 raise InputError(
                     source, f"tenants[{i}].server", "a remote server is used as it is: its models' settings are its own"
                 )
-        check_remote(scenario.server.url, list(enumerate(t.model for t in scenario.tenants)), source)
+        check_remote(scenario.server.url, [(i, m) for i, t in enumerate(scenario.tenants) for m in t.variants], source)
         return
     repository.check_models(scenario, repo, source)
     if scenario.server.launcher == "docker":
@@ -200,11 +200,12 @@ def check_and_build(
     embedded = "embedded" in scenario.run.strategies
     if rendered or embedded:
         chosen = [scenario.tenant(n) for n in tenants] if tenants else scenario.tenants
-        models = [t.model for t in chosen]
+        models = [m for t in chosen for m in t.variants]
         ensure_built(repo, models + [m for name in models for m in repository.steps(repo, name)], say)
     if embedded:
         for tenant in scenario.tenants:
-            onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
+            for model in tenant.variants:
+                onnx_file(repo, model)  # embedded serving runs the ONNX file itself
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag, prices)
 
 

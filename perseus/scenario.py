@@ -208,11 +208,48 @@ class TenantServerSpec(_Strict):
 class Tenant(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     model: str = Field(min_length=1)
+    # Acceptable models (INFaaS's "model-less" idea): `perseus plan` picks the variant that makes the fleet
+    # cheapest; every other command runs the first. Given instead of `model`, which then is models[0].
+    models: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
     sla_ms: float = Field(gt=0)
     sla_percentile: float = Field(99.0, gt=0, lt=100)
     batch: int = Field(1, ge=1)
     load: LoadSpec
     server: TenantServerSpec = TenantServerSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_models(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "models" not in data:
+            return data
+        models = data["models"]
+        if models is None:
+            return data
+        if not (isinstance(models, list) and models and all(isinstance(m, str) and m for m in models)):
+            raise ValueError(f"models must be a non-empty list of model names (got {models!r})")
+        # An effective scenario (the manifest's) holds both, the default first; a user gives one of them.
+        if "model" in data and data["model"] != models[0]:
+            raise ValueError("give either model or models (a list of acceptable models, the default first), not both")
+        return {**data, "model": models[0]}
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> Tenant:
+        if self.models is not None and len(set(self.models)) != len(self.models):
+            raise _invalid(("models",), f"lists a model twice (got {self.models!r})")
+        return self
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The models this tenant accepts, the default (``model``) first."""
+        return tuple(self.models) if self.models else (self.model,)
+
+    def variant_field(self, index: int, j: int) -> str:
+        """The scenario field that names variant ``j`` (for errors): tenants[i].models[j] or tenants[i].model."""
+        return f"tenants[{index}].models[{j}]" if self.models else f"tenants[{index}].model"
+
+    def with_model(self, model: str) -> Tenant:
+        """This tenant serving ``model``, one of its variants, as its only model."""
+        return self.model_copy(update={"model": model, "models": None})
 
 
 # -- [sweep]: a design space for `perseus sweep` --------------------------------------------------
@@ -358,6 +395,11 @@ class Scenario(_Strict):
     def scaled(self, k: float) -> Scenario:
         """Every tenant's load scaled by ``k`` (capacity probes, one replica of a replicated group)."""
         tenants = [t.model_copy(update={"load": t.load.scaled(k)}) for t in self.tenants]
+        return self.model_copy(update={"tenants": tenants})
+
+    def with_models(self, chosen: dict[str, str]) -> Scenario:
+        """The tenants in ``chosen`` serving the named variant as their only model (`perseus plan`'s choice)."""
+        tenants = [t.with_model(chosen[t.name]) if t.name in chosen else t for t in self.tenants]
         return self.model_copy(update={"tenants": tenants})
 
 

@@ -44,44 +44,45 @@ def read_config(path: Path) -> mc.ModelConfig:
 
 
 def check_models(scenario: Scenario, repository: Path, source: str) -> None:
-    """Every tenant's model exists in the repository with a parseable config (or can be built)."""
+    """Every tenant's model (each of its variants) exists in the repository with a parseable config."""
     if not repository.is_dir():
         raise InputError(source, "server.model_repository", f"no such directory: {repository}")
     available = sorted(p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
     for i, tenant in enumerate(scenario.tenants):
-        if tenant.model in (".", "..") or Path(tenant.model).name != tenant.model or "\0" in tenant.model:
-            # A path would reach outside the repository (and be copied into the rendered one).
-            raise InputError(
-                source, f"tenants[{i}].model", f"{tenant.model!r} must be a folder name in {repository}, not a path"
+        for j, model in enumerate(tenant.variants):
+            _check_model(
+                scenario, repository, source, available, tenant.with_model(model), i, tenant.variant_field(i, j)
             )
-        model_dir = repository / tenant.model
-        if not model_dir.is_dir():
-            raise InputError(
-                source,
-                f"tenants[{i}].model",
-                f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})",
-            )
-        config = read_config(model_dir / CONFIG)
-        if config.name and config.name != tenant.model:
-            raise InputError(model_dir / CONFIG, "name", f"is {config.name!r} but the folder is {tenant.model!r}")
-        configs = [config]
-        native = model_dir / NATIVE_CONFIG
-        if scenario.server.launcher in NATIVE_LAUNCHERS and native.is_file():
-            configs.append(read_config(native))
-            if configs[-1].name and configs[-1].name != tenant.model:
-                raise InputError(native, "name", f"is {configs[-1].name!r} but the folder is {tenant.model!r}")
-        try:
-            for each in configs:
-                apply_settings(each, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
-        except InputError as exc:
-            raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
-        for step in steps(repository, tenant.model):
-            if not (repository / step / CONFIG).is_file():
-                raise InputError(
-                    source,
-                    f"tenants[{i}].model",
-                    f"ensemble {tenant.model!r} needs model {step!r}, not in {repository}",
-                )
+
+
+def _check_model(
+    scenario: Scenario, repository: Path, source: str, available: list[str], tenant: Tenant, i: int, field: str
+) -> None:
+    if tenant.model in (".", "..") or Path(tenant.model).name != tenant.model or "\0" in tenant.model:
+        # A path would reach outside the repository (and be copied into the rendered one).
+        raise InputError(source, field, f"{tenant.model!r} must be a folder name in {repository}, not a path")
+    model_dir = repository / tenant.model
+    if not model_dir.is_dir():
+        raise InputError(
+            source, field, f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})"
+        )
+    config = read_config(model_dir / CONFIG)
+    if config.name and config.name != tenant.model:
+        raise InputError(model_dir / CONFIG, "name", f"is {config.name!r} but the folder is {tenant.model!r}")
+    configs = [config]
+    native = model_dir / NATIVE_CONFIG
+    if scenario.server.launcher in NATIVE_LAUNCHERS and native.is_file():
+        configs.append(read_config(native))
+        if configs[-1].name and configs[-1].name != tenant.model:
+            raise InputError(native, "name", f"is {configs[-1].name!r} but the folder is {tenant.model!r}")
+    try:
+        for each in configs:
+            apply_settings(each, tenant, tenant.name, gpu=False)  # raises on settings the model cannot take
+    except InputError as exc:
+        raise InputError(source, f"tenants[{i}].{exc.field}", exc.reason) from None
+    for step in steps(repository, tenant.model):
+        if not (repository / step / CONFIG).is_file():
+            raise InputError(source, field, f"ensemble {tenant.model!r} needs model {step!r}, not in {repository}")
 
 
 def steps(repository: Path, model: str, _seen: frozenset = frozenset()) -> list[str]:
