@@ -55,6 +55,7 @@ class DeploymentRecord(_Record):
     ended: str | None = None
     requests: int | None = None
     served: dict[str, str] | None = None  # tenant -> the model name it was served under
+    models: dict[str, str] | None = None  # tenant -> the model it ran (a `models` variant; None: the scenario's)
     workers: list[dict] | None = None  # distributed load: each worker's shard and what arrived
     reason: str | None = None
     server_log_tail: str | None = None
@@ -179,9 +180,13 @@ class Manifest(_Record):
             self.add(deployment, duration_s)
 
     # -- a deployment's life ---------------------------------------------------------------------------
-    def begin(self, deployment: Deployment, duration_s: float) -> DeploymentRecord:
+    def begin(
+        self, deployment: Deployment, duration_s: float, models: dict[str, str] | None = None
+    ) -> DeploymentRecord:
+        """``models``: tenant -> the model it runs, where that is not the scenario's own (`perseus plan`'s variants)."""
         record = self.add(deployment, duration_s)
         record.status = Status.RUNNING
+        record.models = models or None
         return record
 
     def interrupted(self, name: str) -> None:

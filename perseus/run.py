@@ -107,7 +107,12 @@ class Runner:
         from perseus.experiment import run_deployment
 
         self.index += 1
-        self.manifest.begin(deployment, scenario.run.duration_s)
+        # A model variant (a tenant's `models`, chosen by `perseus plan`) is recorded where it is not the
+        # scenario's own model: the summary then names the model that ran.
+        default = {t["name"]: t.get("model") for t in self.manifest.scenario.effective.get("tenants", [])}
+        ran = {t: scenario.tenant(t).model for t in deployment.tenants}
+        variants = {t: m for t, m in ran.items() if default.get(t, m) != m}
+        self.manifest.begin(deployment, scenario.run.duration_s, variants)
         self.save()
         try:
             outcome = run_deployment(

@@ -6,7 +6,7 @@ Renderers (report.md, report.html, plots, summary.csv) only format what is here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -235,8 +235,16 @@ def summarize(
     rows, dep_rows = [], []
     for name, meta in deployments.items():
         finished = meta.get("status", "completed") == "completed"
+        ran = meta.get("models") or {}  # a model variant that ran instead of the scenario's model
         tenant_rows = [
-            tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"]), minimums, finished)
+            tenant_row(
+                name,
+                replace(specs[t], model=ran.get(t, specs[t].model)),
+                groups.get((name, t), empty),
+                float(meta["duration_s"]),
+                minimums,
+                finished,
+            )
             for t in meta["tenants"]
         ]
         price = meta.get("usd_per_hour", usd_per_hour)
