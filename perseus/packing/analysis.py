@@ -14,7 +14,9 @@ import pandas as pd
 from perseus.analysis.at_capacity import per_million
 from perseus.analysis.bracket import Search
 from perseus.packing.predict import subsets
+from perseus.packing.probes import group_label
 from perseus.packing.solve import Option, Packing, shapley, solve
+from perseus.packing.variants import Member, models_of
 
 PLAN_COLUMNS = [
     "group",
@@ -29,7 +31,9 @@ PLAN_COLUMNS = [
     "usd_per_hour",
     "busy_fraction",
     "verified",
+    "measured_in",  # "here", or the --from folder the group's capacity was measured in
 ]
+HERE = "here"
 SHAPLEY_MAX = 4  # a Shapley chargeback needs every coalition measured: 2^N - 1 groups
 
 
@@ -59,63 +63,66 @@ class PlanSummary:
 def summarize_plan(
     *,
     tenants: list[str],
-    models: Mapping[str, str],
     rates: Mapping[str, float],
-    searches: Mapping[frozenset[str], Search],
+    table: Mapping[str, Member],
+    options: list[Option],
+    searches: Mapping[tuple[str, frozenset[str]], Search],
     predicted: Mapping[frozenset[str], float],
     packing: Packing | None,
     names: list[str],
     headroom: float,
-    usd_per_hour: float,
-    instance: str,
     verification: Mapping[str, Mapping[str, dict]],
     busy: Mapping[str, float],
     shares: Mapping[str, Mapping[str, float]],
     infeasible: list[str],
     interrupted: bool,
 ) -> PlanSummary:
-    """``verification``: group name -> tenant -> its summary row in the verification run; ``busy``: group
-    name -> busy fraction there; ``shares``: group name -> tenant -> its execution-time share there."""
+    """``table``: every member (a tenant serving one of its model variants); ``options``: every measured group,
+    here and imported; ``searches``: each one's capacity search by (source, members), source "" being here;
+    ``predicted``: the prediction made before measuring a group here; ``verification``: group name -> tenant ->
+    its summary row in the verification run; ``busy``: group name -> busy fraction there; ``shares``: group name
+    -> tenant -> its execution-time share there."""
     rows = []
     for name, group in zip(names, packing.groups if packing else (), strict=True):
-        key = frozenset(group.tenants)
-        search = searches[key]
+        o = group.option
+        search = searches[(o.source, o.members)]
         checked = verification.get(name, {})
         ok = bool(checked) and all(bool(r["valid"]) and bool(r["sla_met"]) for r in checked.values())
+        models = models_of(o.members, table)
         rows.append(
             {
                 "group": name,
                 "tenants": " ".join(group.tenants),
                 "models": " ".join(models[t] for t in group.tenants),
-                "instance": instance,
+                "instance": o.instance,
                 "replicas": group.replicas,
                 "capacity_scale": search.capacity or 0.0,
                 "capacity_low": search.capacity or 0.0,
                 "capacity_high": search.upper if search.upper is not None else math.inf,
-                "predicted_scale": predicted.get(key, math.nan),
+                "predicted_scale": math.nan if o.source else predicted.get(o.members, math.nan),
                 "usd_per_hour": group.usd_per_hour,
                 "busy_fraction": busy.get(name, math.nan),
                 "verified": ok,
+                "measured_in": o.source or HERE,
             }
         )
     plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     verified = bool(rows) and bool(plan["verified"].all()) and not infeasible and not interrupted
     feasible = [t for t in tenants if t not in infeasible]
     total_rate = sum(rates[t] for t in feasible)
-    measured = [Option(g, s.capacity or 0.0, usd_per_hour, instance) for g, s in searches.items()]
     fleets = [
         _fleet("plan", packing, total_rate),
-        _fleet("all shared", _only(feasible, measured, headroom, lambda g: len(g) == len(feasible)), total_rate),
-        _fleet("all dedicated", _only(feasible, measured, headroom, lambda g: len(g) == 1), total_rate),
+        _fleet("all shared", _only(feasible, options, headroom, lambda g: len(g) == len(feasible)), total_rate),
+        _fleet("all dedicated", _only(feasible, options, headroom, lambda g: len(g) == 1), total_rate),
     ]
     return PlanSummary(
         plan=plan,
         fleets=fleets,
-        chargeback=_chargeback(packing, names, rates, searches, shares),
-        shapley=_shapley(feasible, measured, headroom),
+        chargeback=_chargeback(packing, names, rates, table, searches, shares),
+        shapley=_shapley(feasible, options, headroom),
         predictions=(preds := _predictions(searches, predicted)),
         median_prediction_error=_median_error(preds),
-        verdict=_verdict(packing, fleets, infeasible, searches, verified, interrupted, plan),
+        verdict=_verdict(packing, fleets, infeasible, _solo_uppers(table, searches), verified, interrupted, plan),
         verified=verified,
     )
 
@@ -132,16 +139,18 @@ def _fleet(name: str, packing: Packing | None, total_rate: float) -> Fleet:
     return Fleet(name, packing.servers, packing.usd_per_hour, per_million(packing.usd_per_hour, total_rate))
 
 
-def _chargeback(packing, names, rates, searches, shares) -> pd.DataFrame:
+def _chargeback(packing, names, rates, table, searches, shares) -> pd.DataFrame:
     """Each group's $/h split among its tenants: by their execution-time share in the verification run,
-    else by their utilisation alone (1 / solo capacity)."""
+    else by their utilisation alone (1 / solo capacity of the variant it serves, where it was measured)."""
     rows = []
     for name, group in zip(names, packing.groups if packing else (), strict=True):
         measured = shares.get(name, {})
         if group.tenants and all(math.isfinite(measured.get(t, math.nan)) for t in group.tenants):
             weights, how = [measured[t] for t in group.tenants], "execution time"
         else:
-            weights = [1 / (searches[frozenset([t])].capacity or math.inf) for t in group.tenants]
+            member = {table[m].tenant: m for m in group.option.members}
+            solo = [searches.get((group.option.source, frozenset([member[t]]))) for t in group.tenants]
+            weights = [1 / (s.capacity or math.inf) if s is not None else 0.0 for s in solo]
             how = "utilisation alone"
         total = sum(weights)
         for t, w in zip(group.tenants, weights, strict=True):
@@ -181,20 +190,24 @@ def _shapley(tenants: list[str], measured: list[Option], headroom: float) -> pd.
     )
 
 
-def _predictions(searches: Mapping[frozenset[str], Search], predicted: Mapping[frozenset[str], float]) -> pd.DataFrame:
+def _predictions(
+    searches: Mapping[tuple[str, frozenset[str]], Search], predicted: Mapping[frozenset[str], float]
+) -> pd.DataFrame:
+    """Predicted vs measured capacity of every group of two or more measured here (predictions are made only here)."""
     rows = []
-    for group, search in searches.items():
-        if len(group) < 2 or not math.isfinite(predicted.get(group, math.nan)):
+    for (source, group), search in searches.items():
+        if source or len(group) < 2 or not math.isfinite(predicted.get(group, math.nan)):
             continue
         k, p = search.capacity or 0.0, predicted[group]
         # An error means something only where the measurement is a bracket, not a floor: the group's
         # search and its tenants' solo searches each found a failing load.
         bracketed = all(
-            s is not None and s.upper is not None for s in (search, *(searches.get(frozenset([t])) for t in group))
+            s is not None and s.upper is not None
+            for s in (search, *(searches.get(("", frozenset([m]))) for m in group))
         )
         rows.append(
             {
-                "group": "+".join(sorted(group)),
+                "group": group_label(group),
                 "predicted_scale": p,
                 "measured_scale": k,
                 "measured_high": search.upper if search.upper is not None else math.inf,
@@ -213,14 +226,23 @@ def _median_error(predictions: pd.DataFrame) -> float:
     return float(statistics.median(errors)) if len(errors) else math.nan
 
 
-def _verdict(packing, fleets, infeasible, searches, verified, interrupted, plan) -> str:
+def _solo_uppers(table: Mapping[str, Member], searches: Mapping[tuple[str, frozenset[str]], Search]) -> dict:
+    """tenant -> the largest failing scale among its variants' solo searches here (its capacity is below it)."""
+    out: dict[str, float] = {}
+    for m, member in table.items():
+        search = searches.get(("", frozenset([m])))
+        if search is not None:
+            out[member.tenant] = max(out.get(member.tenant, 0.0), search.upper or 0.0)
+    return out
+
+
+def _verdict(packing, fleets, infeasible, uppers, verified, interrupted, plan) -> str:
     if interrupted:
         return "interrupted: the plan below uses what was measured before the interruption, and is not verified"
     head = ""
     if infeasible:
         caps = ", ".join(
-            f"{t} (measured capacity: below {searches[frozenset([t])].upper or 0:.3g}x its target rate)"
-            for t in infeasible
+            f"{t} (measured capacity: below {uppers.get(t, 0.0):.3g}x its target rate)" for t in infeasible
         )
         head = f"no server meets the SLA of {caps} even alone at any load tried; planned without them. "
     if packing is None:
@@ -237,5 +259,13 @@ def _verdict(packing, fleets, infeasible, searches, verified, interrupted, plan)
 
 
 def _failed(plan: pd.DataFrame) -> str:
-    bad = plan.loc[~plan["verified"].astype(bool), "group"].tolist() if len(plan) else []
-    return f"NOT verified: {', '.join(bad)} missed an SLA or lacked evidence in the verification run"
+    unverified = plan.loc[~plan["verified"].astype(bool)] if len(plan) else plan
+    here = unverified.loc[unverified["measured_in"] == HERE, "group"].tolist()
+    elsewhere = unverified.loc[unverified["measured_in"] != HERE]
+    parts = [f"{', '.join(here)} missed an SLA or lacked evidence in the verification run"] if here else []
+    for folder, rows in elsewhere.groupby("measured_in", sort=True):
+        parts.append(
+            f"{', '.join(rows['group'])} on {', '.join(sorted(set(rows['instance'])))} come from {folder} and "
+            "were not rerun here (run plan.toml on that hardware to verify them)"
+        )
+    return "NOT verified: " + "; ".join(parts)

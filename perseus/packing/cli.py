@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,15 @@ def plan_command(
         float | None, typer.Option(help="Measured seconds per probe (overrides run.duration_s).")
     ] = None,
     warmup: Annotated[float | None, typer.Option(help="Warm-up seconds per probe (overrides run.warmup_s).")] = None,
+    from_dirs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="An earlier plan folder measured on other hardware (another instance type, e.g. through the "
+            "remote launcher); repeat for several. Its measured groups join this plan's options, priced from the "
+            "catalog as that instance, so the plan may mix instance types. Its tenants must match this scenario's.",
+        ),
+    ] = None,
     quick: Annotated[
         bool,
         typer.Option(
@@ -42,18 +52,22 @@ def plan_command(
 ) -> None:
     """Find the cheapest packing of the tenants onto servers that meets every SLA, measured and verified.
 
-    Measures each tenant alone, then the groups that could make the fleet cheaper, most promising
-    first (each a capacity search: the largest multiple of the tenants' rates that one server carries
-    with every tenant VALID). Solves for the cheapest partition into groups with replicas (exact up to
-    a dozen tenants), then runs the chosen packing at the target rates to verify it. Writes plan.csv,
+    Measures each tenant alone (each of its `models` variants, when it lists several), then the groups
+    that could make the fleet cheaper, most promising first (each a capacity search: the largest multiple
+    of the tenants' rates that one server carries with every tenant VALID). Solves for the cheapest
+    partition into groups with replicas and a variant per tenant (exact up to 14 tenants), over the
+    instance measured here and those of any --from folders, then runs the chosen packing at the target
+    rates to verify it (groups from --from folders cannot run here and stay unverified). Writes plan.csv,
     plan.toml (runnable with `perseus run`), plan.md, plan.html, probes.csv. The last line on stdout is
     the plan folder. Exit codes: 0 verified, 1 not verified or a tenant fits nowhere, 2 bad input,
     130 interrupted (rerun with the same --out to resume).
     """
     from perseus import checks
     from perseus.display import RunDisplay
+    from perseus.packing import imported as imports
     from perseus.packing import run as planner
     from perseus.packing.report import write_plan
+    from perseus.packing.variants import members
 
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
     settings = planner.QUICK if quick else planner.Settings()
@@ -62,16 +76,21 @@ def plan_command(
         warmup = QUICK_WARMUP_S if warmup is None else warmup
     with errors():
         settings = _with_flags(settings, headroom, max_probes)
-        ready = checks.prepare(
-            scenario_file,
-            duration_s=duration,
-            warmup_s=warmup,
-            baselines=False,
-            checks=checks.open_loop_only(scenario_file),
-        )
-        run_dir, manifest = planner.open_dir(out, ready, settings, command_line())
+        sources = from_dirs or []
+        imported: list = []
+        open_loop = checks.open_loop_only(scenario_file)
+
+        def check(scenario) -> None:  # before any model is built: --from folders are input too
+            open_loop(scenario)
+            table = members(scenario)
+            for folder in sources:  # each priced as its own instance, from today's catalog
+                price_of = partial(checks.check_price, scenario, f"--from {folder}", field="instance")
+                imported.append(imports.read(folder, scenario, table, price_of))
+
+        ready = checks.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=False, checks=check)
+        run_dir, manifest = planner.open_dir(out, ready, settings, command_line(), [str(f) for f in sources])
         with RunDisplay(0) as display:
-            outcome = planner.execute(ready, settings, run_dir, manifest, display)
+            outcome = planner.execute(ready, settings, run_dir, manifest, display, imported)
         text = write_plan(run_dir, ready, settings, outcome)
         typer.echo(text, err=True)
         typer.echo(str(run_dir))

@@ -11,7 +11,9 @@ The model (docs/architecture.md, "perseus plan"): additive utilisation with meas
   among its tenants); with none measured inside it, it stays additive: an optimistic guess, which only
   decides what to measure next (a plan is built from measured groups alone).
 - Capacity is monotone in the tenants: a group carries at least what a measured group holding it
-  carries, so the prediction is never below a measured superset's scale.
+  carries, and at most what any measured group inside it carries (its tenants alone had the server to
+  themselves), so the prediction lies between the largest measured superset's scale and the smallest
+  measured subset's.
 This is the Perseus study's "linear baseline" corrected by what the run has seen.
 """
 
@@ -46,7 +48,11 @@ def predicted_scale(
     inside = [interference(g, solo, k) for g, k in measured.items() if len(g) > 1 and g <= group]
     inside = [f for f in inside if math.isfinite(f)]
     floor = max((k for g, k in measured.items() if group <= g), default=0.0)
-    return max(additive_scale(group, solo) * min(inside, default=1.0), floor)
+    ceiling = min((k for g, k in measured.items() if g <= group), default=math.inf)
+    ceiling = min([ceiling, *(solo[t] for t in group if t in solo)])
+    # Two noisy measurements may contradict each other (a superset carrying more than a subset): the
+    # superset's measurement wins, because the plan only ever uses measured groups.
+    return max(min(additive_scale(group, solo) * min(inside, default=1.0), ceiling), floor)
 
 
 def subsets(tenants: Sequence[str], min_size: int = 1) -> Iterator[frozenset[str]]:

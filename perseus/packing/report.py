@@ -21,7 +21,7 @@ from matplotlib.patches import Rectangle
 from perseus import results
 from perseus.checks import Prepared
 from perseus.packing.analysis import PlanSummary, summarize_plan
-from perseus.packing.run import VERIFY_PREFIX, Outcome, Settings, group_names, planned_scenario
+from perseus.packing.run import VERIFY_PREFIX, Outcome, Settings, brackets, group_names, options, planned_scenario
 from perseus.report import summary_of
 from perseus.scenario import Scenario
 
@@ -41,24 +41,24 @@ def write_plan(run_dir: Path, ready: Prepared, settings: Settings, outcome: Outc
     scenario, packing = ready.scenario, outcome.packing
     names = group_names(packing) if packing else []
     busy, shares = verification_figures(run_dir, names, outcome)
+    space = outcome.space
     summary = summarize_plan(
-        tenants=[t.name for t in scenario.tenants],
-        models={t.name: t.model for t in scenario.tenants},
+        tenants=list(space.tenants),
         rates={t.name: t.load.mean_rate() for t in scenario.tenants},
-        searches=outcome.measured.searches,
+        table=space.table,
+        options=options(space, outcome.measured, list(space.tenants), False),
+        searches=brackets(space, outcome.measured),
         predicted=outcome.measured.predicted,
         packing=packing,
         names=names,
         headroom=settings.headroom,
-        usd_per_hour=outcome.usd_per_hour,
-        instance=outcome.instance,
         verification=outcome.verification,
         busy=busy,
         shares=shares,
         infeasible=list(outcome.infeasible),
         interrupted=outcome.interrupted,
     )
-    planned = planned_scenario(scenario, packing) if packing else None
+    planned = planned_scenario(scenario, packing, space.instance) if packing else None
     return write(run_dir, summary, planned, outcome.measured.probes, ready.repository)
 
 

@@ -24,9 +24,13 @@ from perseus.checks import Prepared, prepare_run_dir
 from perseus.errors import InputError
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
+from perseus.packing.imported import Imported
 from perseus.packing.predict import predicted_scale, subsets
-from perseus.packing.solve import Option, Packing, replicas_needed, solve
+from perseus.packing.probes import group_label, holds, probe_name
+from perseus.packing.solve import Option, Packing, infeasible, solve
+from perseus.packing.variants import Member, best_members, members, models_of, rank, tenants_of
 from perseus.plan import Deployment, probe_scenario, scenario_for
+from perseus.pricing.catalog import Price
 from perseus.progress import Progress
 from perseus.report import summary_of
 from perseus.run import Runner, new_manifest, save_inputs
@@ -53,9 +57,26 @@ class Interrupted(Exception):
     """A probe was interrupted: stop, keep what was measured."""
 
 
+@dataclass(frozen=True)
+class Space:
+    """What a plan chooses among: each tenant's model variants (members, packing/variants.py), served on the
+    instance measured here or on the instances measured in --from folders."""
+
+    tenants: tuple[str, ...]
+    table: dict[str, Member]  # member label -> (tenant, model)
+    instance: str  # measured here
+    usd_per_hour: float
+    imported: tuple[Imported, ...] = ()
+
+    @classmethod
+    def of(cls, scenario: Scenario, price: Price, imported: tuple[Imported, ...] = ()) -> Space:
+        tenants = tuple(t.name for t in scenario.tenants)
+        return cls(tenants, members(scenario), price.name, price.usd_per_hour, imported)
+
+
 @dataclass
 class Measured:
-    """What the loop knows: every group's capacity search, and the probes in order."""
+    """What the loop knows: every group's capacity search here (by its members), and the probes in order."""
 
     searches: dict[frozenset[str], Search] = field(default_factory=dict)
     predicted: dict[frozenset[str], float] = field(default_factory=dict)  # the prediction made before measuring
@@ -67,12 +88,12 @@ class Measured:
         return self.searches[group].capacity or 0.0
 
 
-def group_label(group: frozenset[str] | tuple[str, ...]) -> str:
-    return "+".join(sorted(group))
-
-
-def probe_name(group: frozenset[str], k: float) -> str:
-    return f"probe-{group_label(group)}-x{k:.3f}"
+def brackets(space: Space, measured: Measured) -> dict[tuple[str, frozenset[str]], Search]:
+    """Every search a measured option comes from, by (source, members): source "" is here."""
+    out = {("", g): s for g, s in measured.searches.items()}
+    for imp in space.imported:
+        out.update({(imp.source, g): s for g, s in imp.searches.items()})
+    return out
 
 
 @dataclass(frozen=True)
@@ -81,22 +102,27 @@ class Outcome:
     measured: Measured
     packing: Packing | None
     infeasible: tuple[str, ...]  # tenants that meet their SLA alone at no scale tried
-    verification: dict[str, dict]  # group name -> {tenant: summary row}
+    verification: dict[str, dict]  # group name -> {tenant: summary row}; none for a group imported (--from)
     interrupted: bool
-    usd_per_hour: float
-    instance: str
+    space: Space
 
     @property
     def verified(self) -> bool:
-        rows = [r for group in self.verification.values() for r in group.values()]
-        return bool(rows) and all(bool(r["valid"]) and bool(r["sla_met"]) for r in rows)
+        """Every group of the plan ran here and every tenant was VALID within its SLA."""
+        if self.packing is None:
+            return False
+        checked = [self.verification.get(name) for name in group_names(self.packing)]
+        return all(group and all(bool(r["valid"]) and bool(r["sla_met"]) for r in group.values()) for group in checked)
 
 
 # -- the folder --------------------------------------------------------------------------------------------
-def open_dir(out: Path | None, ready: Prepared, settings: Settings, command: str) -> tuple[Path, Manifest]:
-    """A new plan folder, or an earlier one of the same plan (scenario, settings, machine), to resume."""
+def open_dir(
+    out: Path | None, ready: Prepared, settings: Settings, command: str, sources: list[str] | None = None
+) -> tuple[Path, Manifest]:
+    """A new plan folder, or an earlier one of the same plan (scenario, settings, --from folders, machine), to
+    resume."""
     fresh = new_manifest(ready, [], command, kind=CommandKind.PLAN)
-    fresh.plan = asdict(settings)
+    fresh.plan = asdict(settings) | ({"from": list(sources)} if sources else {})
     if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
         run_dir, hint = Path(out), "use a new or empty --out folder"
         try:
@@ -128,6 +154,7 @@ class Prober:
 
     def __init__(self, scenario: Scenario, run_dir: Path, run_one: Callable[[Scenario, Deployment], Status]):
         self.scenario, self.run_dir, self.run_one = scenario, run_dir, run_one
+        self.table = members(scenario)
 
     def probe(self, group: frozenset[str], k: float, measured: Measured) -> bool:
         name = probe_name(group, k)
@@ -139,8 +166,9 @@ class Prober:
         return bool(record["passed"])
 
     def _run(self, group: frozenset[str], k: float, name: str) -> dict:
-        tenants = tuple(sorted(group))
-        scaled = probe_scenario(self.scenario, k, tenants)
+        """Run the group's members (each tenant serving its chosen variant) at scale k; commit the probe."""
+        tenants = tuple(sorted(tenants_of(group, self.table)))
+        scaled = probe_scenario(self.scenario.with_models(models_of(group, self.table)), k, tenants)
         partial = self.run_dir / name
         if partial.exists():  # left by an interrupted attempt; a committed probe has its JSON
             shutil.rmtree(partial)
@@ -149,7 +177,8 @@ class Prober:
         if status == Status.INTERRUPTED:
             raise Interrupted
         rows = summary_of(self.run_dir, [name]).rows.to_dict("records") if status == Status.COMPLETED else []
-        keep = ("deployment", "tenant", "requests", "errors", "good", "throughput_rps", "p99_ms", "sla_latency_ms")
+        keep = ("deployment", "tenant", "model", "requests", "errors", "good", "throughput_rps", "p99_ms")
+        keep += ("sla_latency_ms",)
         flags = ("sla_ms", "sla_met", "valid", "evidence_ok", "verdict")
         rows = [
             {
@@ -159,7 +188,7 @@ class Prober:
             }
             for r in rows
         ]
-        record = {"group": list(tenants), "scale": k, "status": str(status), "rows": rows}
+        record = {"group": sorted(group), "scale": k, "status": str(status), "rows": rows}
         record["passed"] = bool(rows) and all(holds(r) for r in rows)
         (self.run_dir / PROBES).mkdir(exist_ok=True)
         results.write_json_atomic(_probe_file(self.run_dir, name), record)
@@ -172,17 +201,6 @@ class Prober:
         )
 
 
-def holds(row: dict) -> bool:
-    """Does a tenant hold at a probe's scale? VALID; or too little traffic to gather the evidence within the
-    probe's longest duration while not one of its requests failed or missed the SLA. A light tenant in a
-    group probed far below its rate would otherwise veto every low scale for want of requests, not for
-    any miss. The verification run still requires every tenant VALID."""
-    if row["valid"]:
-        return True
-    clean = row["errors"] == 0 and row["requests"] > 0 and row["sla_latency_ms"] <= row["sla_ms"]
-    return clean and not row["evidence_ok"] and row["over_sla"] == 0
-
-
 def _start(scale: float) -> float:
     """Where a search starts: the predicted scale, rounded to 2 significant digits so that a resumed
     plan replays the same probes (and the probe names stay short)."""
@@ -191,67 +209,91 @@ def _start(scale: float) -> float:
     return float(f"{scale:.2g}")
 
 
-def options(
-    tenants: list[str], measured: Measured, price: float, instance: str, with_predictions: bool
-) -> list[Option]:
-    """Every group that may be used: the measured ones, and (to choose what to measure) predicted ones."""
-    solo = {t: measured.scale(frozenset([t])) for t in tenants}
-    known = {g: measured.scale(g) for g in measured.searches}
-    out = [Option(g, k, price, instance, True) for g, k in known.items() if g <= set(tenants)]
+def options(space: Space, measured: Measured, tenants: list[str], with_predictions: bool) -> list[Option]:
+    """Every group that may serve some of ``tenants``: the measured ones, here and imported (--from), and (to
+    choose what to measure next) predictions for the groups not measured here. A prediction takes each tenant's
+    variant with the best solo capacity (variants.best_members); only groups here can be measured."""
+    allowed = set(tenants)
+    out = []
+    for (source, group), search in brackets(space, measured).items():
+        who = tenants_of(group, space.table)
+        if who <= allowed:
+            imp = next((i for i in space.imported if i.source == source), None)
+            price, instance = (imp.usd_per_hour, imp.instance) if imp else (space.usd_per_hour, space.instance)
+            k, r = search.capacity or 0.0, rank(group, space.table)
+            out.append(Option(who, k, price, instance, True, members=group, source=source, rank=r))
     if with_predictions:
-        for group in subsets(tenants, min_size=2):
+        solo = {
+            g_one: measured.scale(frozenset([g_one]))
+            for g_one in space.table
+            if frozenset([g_one]) in measured.searches
+        }
+        known = {g: measured.scale(g) for g in measured.searches}
+        for who in subsets(tenants, min_size=2):
+            group = best_members(sorted(who), space.table, solo)
             if group not in known:
                 k = predicted_scale(group, solo, known)
-                out.append(Option(group, k, price, instance, False))
+                r = rank(group, space.table)
+                out.append(Option(who, k, space.usd_per_hour, space.instance, False, members=group, rank=r))
     return out
 
 
 def measure(
-    scenario: Scenario, settings: Settings, prober: Prober, price: float, instance: str, progress: Progress
+    scenario: Scenario, settings: Settings, prober: Prober, space: Space, progress: Progress
 ) -> tuple[Measured, list[str], bool]:
-    """Solo searches first, then the unmeasured groups of the best predicted packing, most promising first,
-    until the best packing is made of measured groups only (or the probe budget is spent).
+    """Solo searches first (each variant of each tenant), then the unmeasured groups of the best predicted
+    packing, most promising first, until the best packing is made of measured groups only (or the probe budget
+    is spent).
 
-    Returns what was measured, the tenants that fit at no scale, and whether an interrupt stopped it."""
+    Returns what was measured, the tenants that fit nowhere (here or in an imported folder), and whether an
+    interrupt stopped it."""
     measured = Measured()
-    tenants = [t.name for t in scenario.tenants]
+    tenants = list(space.tenants)
     try:
-        for t in tenants:
-            group = frozenset([t])
-            progress.message(f"plan: measuring {t} alone")
+        for m in space.table:
+            group = frozenset([m])
+            progress.message(f"plan: measuring {m} alone")
             measured.predicted[group] = math.nan
             measured.searches[group] = prober.search(group, 1.0, settings, measured)
-        feasible = [t for t in tenants if measured.scale(frozenset([t])) > 0]
+        feasible = [t for t in tenants if t not in _infeasible(space, measured, settings.headroom)]
         while measured.spent < settings.max_probes and len(feasible) > 1:
-            best = solve(feasible, options(feasible, measured, price, instance, True), settings.headroom)
+            best = solve(feasible, options(space, measured, feasible, True), settings.headroom)
             pending = [g for g in best.groups if not g.option.measured] if best else []
             if not pending:
                 break
             # Most promising first: the group whose packing saves the most over its tenants' own servers.
-            group = max(pending, key=lambda g: _saving(g, measured, settings.headroom, price))
-            tenants_of = frozenset(group.tenants)
-            measured.predicted[tenants_of] = group.option.scale
+            alone = options(space, measured, feasible, False)
+            group = max(pending, key=lambda g: _saving(g, alone, settings.headroom))
+            members_of = group.option.members
+            measured.predicted[members_of] = group.option.scale
             progress.message(
-                f"plan: measuring {group_label(tenants_of)} (predicted {group.option.scale:.3g}x); best so far "
-                + describe(solve(feasible, options(feasible, measured, price, instance, False), settings.headroom))
+                f"plan: measuring {group_label(members_of)} (predicted {group.option.scale:.3g}x); best so far "
+                + describe(solve(feasible, alone, settings.headroom))
             )
             start = _start(group.option.scale)
-            measured.searches[tenants_of] = prober.search(tenants_of, start, settings, measured)
+            measured.searches[members_of] = prober.search(members_of, start, settings, measured)
     except Interrupted:
-        return measured, _infeasible(measured, tenants), True
-    return measured, _infeasible(measured, tenants), False
+        return measured, _infeasible(space, measured, settings.headroom), True
+    return measured, _infeasible(space, measured, settings.headroom), False
 
 
-def _infeasible(measured: Measured, tenants: list[str]) -> list[str]:
-    return [t for t in tenants if frozenset([t]) in measured.searches and measured.scale(frozenset([t])) <= 0]
+def _infeasible(space: Space, measured: Measured, headroom: float) -> list[str]:
+    """Tenants searched alone here (every variant) that no measured group, here or imported, can serve."""
+    searched = [
+        t
+        for t in space.tenants
+        if all(frozenset([m]) in measured.searches for m in space.table if space.table[m].tenant == t)
+    ]
+    nowhere = infeasible(list(space.tenants), options(space, measured, list(space.tenants), False), headroom)
+    return [t for t in nowhere if t in searched]
 
 
-def _saving(group, measured: Measured, headroom: float, price: float) -> float:
+def _saving(group, measured_options: list[Option], headroom: float) -> float:
+    """$/h saved by serving the group together rather than each tenant on its cheapest measured own servers."""
     from_solo = 0.0
     for t in group.tenants:
-        k = measured.scale(frozenset([t]))
-        replicas = replicas_needed(k, headroom)
-        from_solo += replicas * price if replicas is not None else math.inf
+        alone = solve([t], [o for o in measured_options if o.tenants == {t}], headroom)
+        from_solo += alone.usd_per_hour if alone is not None else math.inf
     return from_solo - group.usd_per_hour
 
 
@@ -260,7 +302,10 @@ def describe(packing: Packing | None) -> str:
         return "none feasible yet"
     # Braces, not brackets: the display renders [..] as markup.
     groups = ", ".join(
-        f"{{{group_label(g.tenants)}}}" + (f" x{g.replicas}" if g.replicas > 1 else "") for g in packing.groups
+        f"{{{group_label(g.option.members)}}}"
+        + (f" on {g.option.instance}" if g.option.source else "")
+        + (f" x{g.replicas}" if g.replicas > 1 else "")
+        for g in packing.groups
     )
     return f"{groups}: {packing.servers} servers, ${packing.usd_per_hour:.3g}/h"
 
@@ -278,24 +323,39 @@ def group_names(packing: Packing) -> list[str]:
     return names
 
 
-def planned_scenario(scenario: Scenario, packing: Packing) -> Scenario:
-    """The scenario that reproduces the packing: its groups as [[deployments]], no baselines."""
+def planned_scenario(scenario: Scenario, packing: Packing, here: str) -> Scenario:
+    """The scenario that reproduces the packing: its groups as [[deployments]] (a group measured on another
+    instance type than ``here`` priced as that one), each tenant serving its chosen variant, no baselines."""
     groups = [
-        GroupSpec(name=name, tenants=list(g.tenants), replicas=g.replicas)
+        GroupSpec(
+            name=name,
+            tenants=list(g.tenants),
+            replicas=g.replicas,
+            instance=None if g.option.instance in ("", here) else g.option.instance,
+        )
         for name, g in zip(group_names(packing), packing.groups, strict=True)
     ]
     run = scenario.run.model_copy(update={"baselines": False, "repeat": 1})
-    return scenario.model_copy(update={"deployments": groups, "run": run})
+    table = members(scenario)
+    chosen = {t: m for g in packing.groups for t, m in models_of(g.option.members, table).items()}
+    return scenario.with_models(chosen).model_copy(update={"deployments": groups, "run": run})
 
 
 def verify(
-    scenario: Scenario, packing: Packing, run_dir: Path, run_one: Callable[[Scenario, Deployment], Status]
+    scenario: Scenario,
+    packing: Packing,
+    here: str,
+    run_dir: Path,
+    run_one: Callable[[Scenario, Deployment], Status],
 ) -> tuple[dict[str, dict], bool]:
-    """Run every group of the packing at the tenants' target rates (one replica each, carrying its share),
-    long enough for a VALID verdict; returns each group's per-tenant rows and whether it was interrupted."""
-    planned = planned_scenario(scenario, packing)
+    """Run every group measured here at the tenants' target rates (one replica each, carrying its share), long
+    enough for a VALID verdict; returns each group's per-tenant rows and whether it was interrupted. A group
+    measured in a --from folder cannot run on this machine: it has no rows, so it is not verified here."""
+    planned = planned_scenario(scenario, packing, here)
     out = {}
-    for spec in planned.deployments:
+    for spec, g in zip(planned.deployments, packing.groups, strict=True):
+        if g.option.source:
+            continue
         name = f"{VERIFY_PREFIX}{spec.name}"
         deployment = Deployment(name, tuple(spec.tenants), kind=DeploymentKind.GROUP, replicas=spec.replicas)
         one_replica = scenario_for(planned, deployment)
@@ -311,8 +371,11 @@ def verify(
 
 
 # -- the whole loop ----------------------------------------------------------------------------------------
-def execute(ready: Prepared, settings: Settings, run_dir: Path, manifest: Manifest, progress: Progress) -> Outcome:
-    scenario, price = ready.scenario, ready.price
+def execute(
+    ready: Prepared, settings: Settings, run_dir: Path, manifest: Manifest, progress: Progress, imported=()
+) -> Outcome:
+    scenario = ready.scenario
+    space = Space.of(scenario, ready.price, tuple(imported))
     verification: dict[str, dict] = {}
     packing = None
     with Runner(run_dir, manifest, ready.use_gpu, progress) as runner:
@@ -320,21 +383,18 @@ def execute(ready: Prepared, settings: Settings, run_dir: Path, manifest: Manife
         def run_one(sc: Scenario, dep: Deployment) -> Status:
             return runner.run(sc, dep, ready.repository)
 
-        measured, infeasible, interrupted = measure(
-            scenario, settings, Prober(scenario, run_dir, run_one), price.usd_per_hour, price.name, progress
+        measured, unservable, interrupted = measure(
+            scenario, settings, Prober(scenario, run_dir, run_one), space, progress
         )
-        feasible = [t.name for t in scenario.tenants if t.name not in infeasible]
-        if feasible and frozenset([feasible[0]]) in measured.searches:
-            packing = solve(
-                feasible, options(feasible, measured, price.usd_per_hour, price.name, False), settings.headroom
-            )
+        feasible = [t for t in space.tenants if t not in unservable]
+        chosen = options(space, measured, feasible, False)
+        if feasible and chosen:
+            packing = solve(feasible, chosen, settings.headroom)
         if packing is not None and not interrupted:
             progress.message(f"plan: verifying {describe(packing)}")
-            verification, interrupted = verify(scenario, packing, run_dir, run_one)
+            verification, interrupted = verify(scenario, packing, space.instance, run_dir, run_one)
     # Probes that fail (an overloaded server, a model that crashes at high load) are measurements, not a
     # failure of the command: the plan's status is whether it ran to its end.
     manifest.close(Status.INTERRUPTED if interrupted else Status.COMPLETED)
     manifest.save(run_dir)
-    return Outcome(
-        manifest, measured, packing, tuple(infeasible), verification, interrupted, price.usd_per_hour, price.name
-    )
+    return Outcome(manifest, measured, packing, tuple(unservable), verification, interrupted, space)

@@ -63,10 +63,16 @@ class Option:
     usd_per_hour: float  # one server of this instance
     instance: str = ""  # instance type name (for the report)
     measured: bool = True  # False: a prediction (the caller may solve with predictions to choose what to measure)
+    # What was (or would be) measured, when it is more than the tenants: the caller's names for each tenant's
+    # chosen model variant. The solver only carries it (and breaks exact ties by it); empty: the tenants.
+    members: frozenset[str] = frozenset()
+    source: str = ""  # where it was measured: "" here, else the folder it was imported from (--from)
+    rank: int = 0  # how far from the tenants' preferred models (0: every tenant's first); breaks exact ties
 
     def __post_init__(self) -> None:
         # Callers build groups from sets and lists too; the table is keyed by the frozen set.
         object.__setattr__(self, "tenants", frozenset(self.tenants))
+        object.__setattr__(self, "members", frozenset(self.members or self.tenants))
 
 
 @dataclass(frozen=True)
@@ -149,9 +155,19 @@ class _Table:
 
 def _choice_key(choice: _Choice) -> tuple:
     # Between options for the same group: cheapest, fewest servers, then by instance name, measured before
-    # predicted, most capacity: deterministic whatever order the caller listed them in.
+    # predicted, most capacity, the tenants' preferred models: deterministic whatever order the caller listed them in.
     o = choice.option
-    return (choice.cost, choice.replicas, o.instance, not o.measured, -o.scale, o.usd_per_hour)
+    return (
+        choice.cost,
+        choice.replicas,
+        o.instance,
+        not o.measured,
+        -o.scale,
+        o.rank,
+        o.usd_per_hour,
+        sorted(o.members),
+        o.source,
+    )
 
 
 def _table(tenants: Sequence[str], options: Iterable[Option], headroom: float) -> _Table:

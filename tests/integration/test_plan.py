@@ -60,11 +60,51 @@ def test_resume_replays_the_committed_probes(planned):
     assert sorted(p.name for p in (out / "probes").iterdir()) == before  # nothing new measured
 
 
+def test_variants_and_capacity_from_other_hardware(planned):
+    """A second plan on a dearer instance, with a second model variant for vision, that brings the first plan
+    (g4dn.xlarge) in with --from: both vision variants are measured alone, the cheapest options win whatever
+    folder they come from, and a group that comes from the other folder is named as not rerun here."""
+    _, first, base = planned
+    text = (REPO_ROOT / "scenarios" / "smoke.toml").read_text()
+    text = text.replace('model = "resnet_tiny"', 'models = ["resnet_tiny", "bert_tiny"]')
+    text = text.replace('instance = "g4dn.xlarge"', 'instance = "p3.2xlarge"')  # $3.06/h against $0.526/h
+    text = text.replace(
+        'model_repository = "../model_repository"', f'model_repository = "{REPO_ROOT / "model_repository"}"'
+    )
+    scenario = base / "variants.toml"
+    scenario.write_text(text)
+    out, marker = base / "mixed", base / "tmp4"
+    try:
+        proc = run_cli(
+            ["plan", scenario, "--quick", "--max-probes", "8", "--from", first, "--out", out],
+            tmpdir=marker,
+            timeout=900,
+        )
+    finally:
+        kill_ours(marker)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # groups from --from cannot be verified here
+    probes = pd.read_csv(out / "probes.csv")
+    assert set(probes.loc[probes["tenant"] == "vision", "model"]) == {"resnet_tiny", "bert_tiny"}
+    assert {"vision=resnet_tiny", "vision=bert_tiny", "series"} <= set(probes["group"])
+    plan = pd.read_csv(out / "plan.csv")
+    assert sorted(" ".join(plan["tenants"]).split()) == ["series", "vision"]
+    # Measured at a sixth of the price there, every group comes from the first plan unless one here is 6x
+    # better: the plan is never dearer than the first plan's own.
+    first_cost = pd.read_csv(first / "plan.csv")["usd_per_hour"].sum()
+    assert plan["usd_per_hour"].sum() <= first_cost + 1e-9
+    imported = plan[plan["measured_in"] == str(first)]
+    assert len(imported) and (imported["instance"] == "g4dn.xlarge").all() and not imported["verified"].any()
+    assert "were not rerun here" in (out / "plan.md").read_text()
+    assert results.read_manifest(out)["plan"]["from"] == [str(first)]
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--headroom", "-1"], "--headroom: must be between 0 and 10"),
         (["--max-probes", "0"], "--max-probes: must be >= 1"),
+        (["--from", "/no/such/plan"], "--from: /no/such/plan: no such folder"),
+        (["--from", "docs/samples/mixed"], "not a `perseus plan` folder"),
     ],
 )
 def test_bad_plan_flags_are_one_line_and_write_nothing(tmp_path, flags, message):

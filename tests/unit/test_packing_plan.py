@@ -11,9 +11,11 @@ from perseus import scenario as scenarios
 from perseus.analysis.bracket import Search
 from perseus.packing.analysis import summarize_plan
 from perseus.packing.predict import additive_scale, predicted_scale
+from perseus.packing.probes import holds
 from perseus.packing.report import plan_toml
-from perseus.packing.run import Measured, group_names, holds, options, planned_scenario
+from perseus.packing.run import Measured, Space, brackets, group_names, options, planned_scenario
 from perseus.packing.solve import Option, solve
+from perseus.packing.variants import Member
 from perseus.plan import plan
 from tests.conftest import REPO_ROOT
 
@@ -49,32 +51,40 @@ def _search(k, upper=None):
     return Search(capacity=k, upper=upper, probes=[(k, True)])
 
 
+def _space(tenants, price=1.0, instance="i", imported=()) -> Space:
+    """A plan's space over tenants with one model each (the member of tenant t is t)."""
+    return Space(tuple(tenants), {t: Member(t, t, f"m-{t}") for t in tenants}, instance, price, tuple(imported))
+
+
+def _summary(space: Space, measured: Measured, packing, **kw):
+    args = dict(
+        tenants=list(space.tenants), rates={t: 1.0 for t in space.tenants}, table=space.table,
+        options=options(space, measured, list(space.tenants), False), searches=brackets(space, measured),
+        predicted=measured.predicted, packing=packing, names=group_names(packing) if packing else [], headroom=0.25,
+        verification={}, busy={}, shares={}, infeasible=[], interrupted=False,
+    )  # fmt: skip
+    return summarize_plan(**{**args, **kw})
+
+
 def test_the_plan_figures_and_the_fleets_it_beats():
     searches = {A: _search(4.0, 4.5), B: _search(0.6, 0.7), C: _search(5.0, 6.0), frozenset("ac"): _search(2.0, 2.5)}
     price = 1.0
     tenants = ["a", "b", "c"]
     measured = Measured(searches=searches, predicted={frozenset("ac"): 2.2})
-    packing = solve(tenants, options(tenants, measured, price, "g4dn.xlarge", False), 0.25)
+    space = _space(tenants, price, "g4dn.xlarge")
+    packing = solve(tenants, options(space, measured, tenants, False), 0.25)
     names = group_names(packing)
     assert sorted(g.tenants for g in packing.groups) == [("a", "c"), ("b",)]
-    summary = summarize_plan(
-        tenants=tenants,
-        models={"a": "m1", "b": "m2", "c": "m3"},
+    summary = _summary(
+        space,
+        measured,
+        packing,
         rates={"a": 10.0, "b": 20.0, "c": 5.0},
-        searches=searches,
-        predicted=measured.predicted,
-        packing=packing,
-        names=names,
-        headroom=0.25,
-        usd_per_hour=price,
-        instance="g4dn.xlarge",
         verification={n: {"x": {"valid": True, "sla_met": True}} for n in names},
         busy={n: 0.5 for n in names},
-        shares={},
-        infeasible=[],
-        interrupted=False,
     )
     plan_rows = summary.plan.set_index("tenants")
+    assert plan_rows.loc["a c", "models"] == "m-a m-c" and set(plan_rows["measured_in"]) == {"here"}
     assert plan_rows.loc["b", "replicas"] == 3  # ceil(1.25 / 0.6)
     assert plan_rows.loc["a c", "replicas"] == 1 and plan_rows.loc["a c", "predicted_scale"] == 2.2
     fleets = {f.name: f for f in summary.fleets}
@@ -92,12 +102,9 @@ def test_the_plan_figures_and_the_fleets_it_beats():
 def test_shapley_when_every_coalition_is_measured():
     searches = {A: _search(2.0), B: _search(2.0), frozenset("ab"): _search(1.5)}
     measured = Measured(searches=searches)
-    packing = solve(["a", "b"], options(["a", "b"], measured, 1.0, "i", False), 0.25)
-    summary = summarize_plan(
-        tenants=["a", "b"], models={"a": "m", "b": "m"}, rates={"a": 1.0, "b": 1.0}, searches=searches,
-        predicted={}, packing=packing, names=group_names(packing), headroom=0.25, usd_per_hour=1.0, instance="i",
-        verification={}, busy={}, shares={}, infeasible=[], interrupted=False,
-    )  # fmt: skip
+    space = _space(["a", "b"])
+    packing = solve(["a", "b"], options(space, measured, ["a", "b"], False), 0.25)
+    summary = _summary(space, measured, packing)
     assert summary.shapley is not None
     assert summary.shapley["usd_per_hour"].sum() == pytest.approx(1.0)  # one server for both
     assert list(summary.shapley["share"]) == pytest.approx([0.5, 0.5])  # identical tenants pay the same
@@ -106,13 +113,11 @@ def test_shapley_when_every_coalition_is_measured():
 
 def test_an_infeasible_tenant_is_named_with_its_capacity():
     searches = {A: Search(capacity=None, upper=1 / 64), B: _search(2.0)}
-    packing = solve(["b"], options(["b"], Measured(searches=searches), 1.0, "i", False), 0.25)
-    summary = summarize_plan(
-        tenants=["a", "b"], models={"a": "m", "b": "m"}, rates={"a": 1.0, "b": 1.0}, searches=searches,
-        predicted={}, packing=packing, names=group_names(packing), headroom=0.25, usd_per_hour=1.0, instance="i",
-        verification={"b": {"b": {"valid": True, "sla_met": True}}}, busy={}, shares={}, infeasible=["a"],
-        interrupted=False,
-    )  # fmt: skip
+    space, measured = _space(["a", "b"]), Measured(searches=searches)
+    packing = solve(["b"], options(space, measured, ["b"], False), 0.25)
+    summary = _summary(
+        space, measured, packing, verification={"b": {"b": {"valid": True, "sla_met": True}}}, infeasible=["a"]
+    )
     assert summary.verdict.startswith("no server meets the SLA of a (measured capacity: below 0.0156x")
     assert not summary.verified
 
@@ -122,7 +127,7 @@ def test_plan_toml_runs_the_packing(tmp_path: Path):
     packing = solve(
         ["vision", "series"], [Option(frozenset(["vision"]), 0.5, 1.0), Option(frozenset(["series"]), 3.0, 1.0)]
     )
-    planned = planned_scenario(loaded, packing)
+    planned = planned_scenario(loaded, packing, loaded.pricing.instance)
     path = tmp_path / "plan.toml"
     path.write_text(plan_toml(planned, REPO_ROOT / "model_repository"))
     again, _ = scenarios.load(path)
@@ -133,3 +138,14 @@ def test_plan_toml_runs_the_packing(tmp_path: Path):
     ]
     assert again.server.model_repository == str((REPO_ROOT / "model_repository").resolve())
     assert math.isclose(again.tenant("vision").load.rate, loaded.tenant("vision").load.rate)
+
+
+def test_a_prediction_never_exceeds_a_measured_group_inside_it():
+    solo = {"a": 4.0, "b": 4.0, "c": 4.0}
+    # {a, b} measured far above additive (2.0): sharing ran the models in parallel. Its factor 1.75 predicts
+    # {a, b, c} at 1.333 x 1.75 = 2.33, below the 3.5 that {a, b} carries: kept.
+    assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5}) == pytest.approx(7 / 3)
+    # With {a, c} measured at 1.5 (factor 0.75), the smallest factor inside wins: 1.333 x 0.75 = 1.0.
+    assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5, frozenset("ac"): 1.5}) == pytest.approx(1.0)
+    # A group never carries more than one of its tenants alone: c's solo 1.0 caps 0.667 x 4 = 2.67.
+    assert predicted_scale(frozenset("abc"), {"a": 4.0, "b": 4.0, "c": 1.0}, {frozenset("ab"): 8.0}) == 1.0
