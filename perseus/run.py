@@ -8,11 +8,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 from perseus import __version__, results
 from perseus.checks import Prepared, WorkerOptions
+from perseus.errors import InputError
 from perseus.manifest import CommandKind, Manifest, Status
 from perseus.plan import Deployment, scenario_for
 from perseus.progress import Progress, Quiet
@@ -68,6 +70,28 @@ def new_manifest(
         host=host.facts(),
         perseus_version=__version__,
     )
+
+
+def resume(run_dir: Path, fresh: Manifest, what: str, differs: Callable[[Manifest], str | None]) -> Manifest:
+    """An earlier folder of the same command, reopened to resume; anything else is refused (exit 2): a folder
+    that is not one (``what``: "sweep", "plan"), one whose ``differs`` names a difference in what it
+    measures, or one measured on another machine (host, CPU, GPU, or versions: `Manifest.machine_difference`)."""
+    hint = "use a new or empty --out folder"
+    try:
+        manifest = Manifest.load(run_dir)
+    except (OSError, ValueError):
+        manifest = None
+    if manifest is None or manifest.kind != fresh.kind:
+        raise InputError("--out", None, f"{run_dir} is not empty and is not a {what} folder; {hint}")
+    problem = differs(manifest)
+    if problem:
+        raise InputError("--out", None, f"{run_dir} holds {problem}; {hint}")
+    machine = fresh.machine_difference(manifest)
+    if machine:
+        raise InputError("--out", None, f"{run_dir} was measured elsewhere ({machine}); {hint}")
+    manifest.reopen(results.utc_now(), fresh.command)
+    manifest.save(run_dir)
+    return manifest
 
 
 def save_inputs(

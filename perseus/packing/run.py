@@ -21,7 +21,6 @@ from pathlib import Path
 from perseus import results
 from perseus.analysis.bracket import Search, find_capacity
 from perseus.checks import Prepared, prepare_run_dir
-from perseus.errors import InputError
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
 from perseus.packing.imported import Imported
@@ -33,7 +32,7 @@ from perseus.plan import Deployment, probe_scenario, scenario_for
 from perseus.pricing.catalog import Price
 from perseus.progress import Progress
 from perseus.report import summary_of
-from perseus.run import Runner, new_manifest, save_inputs
+from perseus.run import Runner, new_manifest, resume, save_inputs
 from perseus.scenario import GroupSpec, Scenario
 
 PROBES = "probes"
@@ -124,21 +123,12 @@ def open_dir(
     fresh = new_manifest(ready, [], command, kind=CommandKind.PLAN)
     fresh.plan = asdict(settings) | ({"from": list(sources)} if sources else {})
     if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
-        run_dir, hint = Path(out), "use a new or empty --out folder"
-        try:
-            manifest = Manifest.load(run_dir)
-        except (OSError, ValueError):
-            raise InputError("--out", None, f"{run_dir} is not empty and is not a plan folder; {hint}") from None
-        if manifest.kind != CommandKind.PLAN:
-            raise InputError("--out", None, f"{run_dir} is not empty and is not a plan folder; {hint}")
-        if manifest.scenario.effective != fresh.scenario.effective or manifest.plan != fresh.plan:
-            raise InputError("--out", None, f"{run_dir} holds a plan of another scenario or settings; {hint}")
-        differs = fresh.machine_difference(manifest)
-        if differs:
-            raise InputError("--out", None, f"{run_dir} was measured elsewhere ({differs}); {hint}")
-        manifest.reopen(results.utc_now(), command)
-        manifest.save(run_dir)
-        return run_dir, manifest
+
+        def differs(manifest: Manifest) -> str | None:
+            same = manifest.scenario.effective == fresh.scenario.effective and manifest.plan == fresh.plan
+            return None if same else "a plan of another scenario, other settings or other --from folders"
+
+        return Path(out), resume(Path(out), fresh, "plan", differs)
     run_dir = prepare_run_dir(out, f"{ready.scenario.name}-plan")
     save_inputs(run_dir, ready.file, fresh)
     return run_dir, fresh

@@ -25,7 +25,7 @@ from perseus.manifest import CommandKind, DeploymentRecord, Manifest, Status, Sw
 from perseus.plan import Deployment
 from perseus.progress import Progress
 from perseus.report import summary_of
-from perseus.run import Runner, new_manifest, save_inputs
+from perseus.run import Runner, new_manifest, resume, save_inputs
 from perseus.scenario import Scenario, parse_factor
 from perseus.server import repository
 from perseus.sweep.design import Point, apply, design, scale_of
@@ -84,42 +84,32 @@ def _first_difference(a, b, path: str = "") -> str | None:
     return None if a == b else (path or "(top)")
 
 
-def _resumable(run_dir: Path, effective: dict, points: list[Point]) -> Manifest:
-    """The manifest of a sweep folder that this very sweep may resume; anything else is refused (exit 2)."""
-    hint = "use a new or empty --out folder"
-    try:
-        manifest = Manifest.load(run_dir)
-    except (OSError, ValueError):
-        raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}") from None
-    if manifest.kind != CommandKind.SWEEP or manifest.sweep is None:
-        raise InputError("--out", None, f"{run_dir} is not empty and is not a sweep folder; {hint}")
-    differs = _first_difference(manifest.scenario.effective, effective)
-    if differs:
-        raise InputError(
-            "--out",
-            None,
-            f"{run_dir} holds a sweep of another scenario or settings (differs at {differs}); "
-            f"resume with the same scenario file and flags, or {hint}",
-        )
-    if [p["name"] for p in manifest.sweep.points] != [p.name for p in points]:
-        raise InputError("--out", None, f"{run_dir} holds a sweep with other design points; {hint}")
-    return manifest
+def _differs(effective: dict, points: list[Point]):
+    """What makes an earlier sweep folder another sweep than this one (None: the same, so it resumes)."""
+
+    def differs(manifest: Manifest) -> str | None:
+        if manifest.sweep is None:
+            return "no sweep record"
+        first = _first_difference(manifest.scenario.effective, effective)
+        if first:
+            return (
+                f"a sweep of another scenario or settings (differs at {first}): resume with the same scenario file "
+                "and flags"
+            )
+        if [p["name"] for p in manifest.sweep.points] != [p.name for p in points]:
+            return "a sweep with other design points"
+        return None
+
+    return differs
 
 
 def open_dir(out: Path | None, ready: Prepared, points: list[Point], command: str) -> tuple[Path, Manifest]:
     """A new sweep folder (``--out`` absent or empty), or an existing one of the same sweep, to resume."""
     effective = ready.scenario.model_dump(mode="json")
-    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
-        run_dir = Path(out)
-        manifest = _resumable(run_dir, effective, points)
-        differs = new_manifest(ready, [], command).machine_difference(manifest)
-        if differs:
-            raise InputError("--out", None, f"{run_dir} was measured elsewhere ({differs}); use a new --out folder")
-        manifest.reopen(results.utc_now(), command)
-        manifest.save(run_dir)
-        return run_dir, manifest
-    run_dir = prepare_run_dir(out, f"{ready.scenario.name}-sweep")
     manifest = new_manifest(ready, [], command, kind=CommandKind.SWEEP)
+    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
+        return Path(out), resume(Path(out), manifest, "sweep", _differs(effective, points))
+    run_dir = prepare_run_dir(out, f"{ready.scenario.name}-sweep")
     spec = ready.scenario.sweep
     manifest.sweep = SweepBook(
         sampling=spec.sampling,
