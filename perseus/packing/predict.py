@@ -11,9 +11,11 @@ The model (docs/architecture.md, "perseus plan"): additive utilisation with meas
   among its tenants); with none measured inside it, it stays additive: an optimistic guess, which only
   decides what to measure next (a plan is built from measured groups alone).
 - Capacity is monotone in the tenants: a group carries at least what a measured group holding it
-  carries, and at most what any measured group inside it carries (its tenants alone had the server to
+  carries, and less than any group inside it failed at (those tenants alone had the server to
   themselves), so the prediction lies between the largest measured superset's scale and the smallest
-  measured subset's.
+  first-failing scale of a measured subset. (Not a subset's passing scale: capacity lies anywhere in
+  [pass, fail), and the fleet sample has {alerts, catalog, forecast} carrying 2.6x where catalog alone
+  passed 2x and failed 3x.)
 This is the Perseus study's "linear baseline" corrected by what the run has seen.
 """
 
@@ -40,16 +42,19 @@ def interference(group: frozenset[str], solo: Mapping[str, float], measured_scal
 
 
 def predicted_scale(
-    group: frozenset[str], solo: Mapping[str, float], measured: Mapping[frozenset[str], float]
+    group: frozenset[str],
+    solo: Mapping[str, float],
+    measured: Mapping[frozenset[str], float],
+    failed: Mapping[frozenset[str], float] | None = None,
 ) -> float:
-    """The predicted capacity scale of ``group`` at its tenants' target rates."""
+    """The predicted capacity scale of ``group`` at its tenants' target rates. ``failed``: the first failing
+    scale of measured groups (solo ones included) whose search found one."""
     if group in measured:
         return measured[group]
     inside = [interference(g, solo, k) for g, k in measured.items() if len(g) > 1 and g <= group]
     inside = [f for f in inside if math.isfinite(f)]
     floor = max((k for g, k in measured.items() if group <= g), default=0.0)
-    ceiling = min((k for g, k in measured.items() if g <= group), default=math.inf)
-    ceiling = min([ceiling, *(solo[t] for t in group if t in solo)])
+    ceiling = min((k for g, k in (failed or {}).items() if g <= group), default=math.inf)
     # Two noisy measurements may contradict each other (a superset carrying more than a subset): the
     # superset's measurement wins, because the plan only ever uses measured groups.
     return max(min(additive_scale(group, solo) * min(inside, default=1.0), ceiling), floor)

@@ -219,10 +219,11 @@ def options(space: Space, measured: Measured, tenants: list[str], with_predictio
             if frozenset([g_one]) in measured.searches
         }
         known = {g: measured.scale(g) for g in measured.searches}
+        failed = {g: s.upper for g, s in measured.searches.items() if s.upper is not None}
         for who in subsets(tenants, min_size=2):
             group = best_members(sorted(who), space.table, solo)
             if group not in known:
-                k = predicted_scale(group, solo, known)
+                k = predicted_scale(group, solo, known, failed)
                 r = rank(group, space.table)
                 out.append(Option(who, k, space.usd_per_hour, space.instance, False, members=group, rank=r))
     return out

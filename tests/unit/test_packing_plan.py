@@ -140,12 +140,16 @@ def test_plan_toml_runs_the_packing(tmp_path: Path):
     assert math.isclose(again.tenant("vision").load.rate, loaded.tenant("vision").load.rate)
 
 
-def test_a_prediction_never_exceeds_a_measured_group_inside_it():
+def test_a_prediction_stays_below_where_a_group_inside_it_failed():
     solo = {"a": 4.0, "b": 4.0, "c": 4.0}
     # {a, b} measured far above additive (2.0): sharing ran the models in parallel. Its factor 1.75 predicts
-    # {a, b, c} at 1.333 x 1.75 = 2.33, below the 3.5 that {a, b} carries: kept.
+    # {a, b, c} at 1.333 x 1.75 = 2.33 ...
     assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5}) == pytest.approx(7 / 3)
+    # ... but c alone failed at 2.0, and a group never carries more than one of its tenants alone.
+    assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5}, {frozenset("c"): 2.0}) == 2.0
+    # A subset's passing scale is no ceiling: capacity lies anywhere below its first failure.
+    assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5}, {frozenset("c"): 4.5}) == pytest.approx(
+        7 / 3
+    )
     # With {a, c} measured at 1.5 (factor 0.75), the smallest factor inside wins: 1.333 x 0.75 = 1.0.
     assert predicted_scale(frozenset("abc"), solo, {frozenset("ab"): 3.5, frozenset("ac"): 1.5}) == pytest.approx(1.0)
-    # A group never carries more than one of its tenants alone: c's solo 1.0 caps 0.667 x 4 = 2.67.
-    assert predicted_scale(frozenset("abc"), {"a": 4.0, "b": 4.0, "c": 1.0}, {frozenset("ab"): 8.0}) == 1.0
