@@ -33,6 +33,9 @@ def test_the_plan_is_measured_solved_and_verified(planned):
     assert {"vision", "series"} <= set(probes["tenant"]) and len(probes) >= 4
     md = (out / "plan.md").read_text()
     assert "verified: every tenant VALID" in md and "all dedicated" in md
+    # Every coalition of the two (each alone, and the pair) measured: the fleet's cost has a Shapley split.
+    if "series+vision" in set(probes["group"]):
+        assert "Shapley split" in md
     assert (out / "plan.html").is_file() and (out / results.PLOTS / "packing.png").is_file()
     manifest = results.read_manifest(out)
     assert manifest["kind"] == "plan"
