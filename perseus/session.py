@@ -28,7 +28,7 @@ from perseus.records import StreamWriter
 from perseus.scenario import Scenario
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
-from perseus.telemetry import host, triton
+from perseus.telemetry import host, scrapes, triton
 from perseus.telemetry.nvml import GpuSampler
 
 TELEMETRY_PERIOD_S = 1.0
@@ -46,6 +46,7 @@ class Outcome:
     measured_s: float | None = None  # measured seconds, when the deployment stopped early
     served: dict[str, str] | None = None  # tenant -> model name on the server
     workers: list[dict] | None = None  # distributed load: what each worker sent and whether it all arrived
+    failed_scrapes: dict[str, int] | None = None  # telemetry source -> scrapes that failed (none: None)
 
     def record_fields(self, duration_s: float) -> dict:
         """The manifest's fields for this outcome (``Manifest.finish``)."""
@@ -58,6 +59,7 @@ class Outcome:
             "requests": self.requests,
             "served": self.served or None,
             "workers": self.workers,
+            "failed_scrapes": self.failed_scrapes,
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
@@ -96,6 +98,7 @@ class DeploymentSession:
         self.run: LoadRun | DistributedLoad | None = None
         self.gpu_sampler: GpuSampler | None = None
         self._samplers: list = []
+        self.scrapes = scrapes.ScrapeCounts()
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._next_sample = self._next_flush = float("-inf")
         self._closed = False
@@ -155,12 +158,13 @@ class DeploymentSession:
             run.abort(self.server.gone())
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
-            for row in triton.sample_rows(self.server.metrics_url, now):
+            taken = self.scrapes.take
+            for row in taken(scrapes.TRITON_METRICS, triton.sample_rows(self.server.metrics_url, now)):
                 self.telemetry.add(row)
-            for row in triton.stats_rows(self.server.url, now):
+            for row in taken(scrapes.TRITON_STATS, triton.stats_rows(self.server.url, now)):
                 self.telemetry.add(row)
             for sampler in self._samplers:
-                for row in sampler.rows(now):
+                for row in taken(scrapes.HOST, sampler.rows(now)):
                     self.telemetry.add(row)
         for row in self.gpu_sampler.drain() if self.gpu_sampler else ():
             self.telemetry.add(row)
@@ -217,6 +221,8 @@ class DeploymentSession:
             self.gpu_sampler.stop()
             for row in self.gpu_sampler.drain():
                 self.telemetry.add(row)
+            self.scrapes.add_failures(scrapes.NVML, self.gpu_sampler.samples, self.gpu_sampler.failures)
+        outcome.failed_scrapes = self.scrapes.failures() or None
         if self.server is not None:
             self.server.stop()
         if self.recorder is not None:
