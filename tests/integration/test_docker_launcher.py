@@ -5,6 +5,13 @@ checks are tested with no client on PATH, with the real client and an unreachabl
 is a client), and with the double's daemon down. Whole runs use tests/doubles/fake_docker.py, put on
 PATH as `docker`: it stands in for the Docker engine and runs the REAL bundled tritonserver as the
 "container", so perseus's docker argv, ports, log streaming and container removal are all exercised.
+
+What these tests do NOT check (README, "Never run for real"): no real Docker engine or NGC image has
+run them. The double drops ``--model-config-name=onnxruntime`` and serves each model's Python-backend
+config.pbtxt, so the native ``onnxruntime_onnx`` configs perseus renders are recorded and checked as
+text, but never loaded by Triton's onnxruntime backend: whether that backend accepts them, and how
+fast it serves, are unchecked. ``--gpus all``, the NVIDIA container toolkit, ``--shm-size``, the
+read-only mounts as a real container sees them and dockerd's own ``--rm`` are not exercised either.
 """
 
 from __future__ import annotations
@@ -277,7 +284,10 @@ def test_docker_run_argv(docker_run: Run):
 
 
 def test_native_config_served(docker_run: Run):
-    """The config recorded is the native onnxruntime one, with the tenant's settings, on the CPU."""
+    """The config recorded is the native onnxruntime one, with the tenant's settings, on the CPU.
+
+    Recorded, not served: the docker double drops --model-config-name=onnxruntime (the bundled CPU
+    server has no onnxruntime backend), so no Triton has loaded this config; only its text is checked."""
     config = (docker_run.run_dir / "shared" / results.CONFIGS / f"{TENANT}.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config
     assert f'name: "{TENANT}"' in config
