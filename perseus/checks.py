@@ -92,6 +92,31 @@ def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
     return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def check_gpu_providers(scenario: Scenario, source: str, available: list[str] | None = None) -> None:
+    """A local GPU run serves every tenant with KIND_GPU instances through the Python backend, which runs
+    onnxruntime from this environment: without its CUDAExecutionProvider (the CPU-only ``onnxruntime``
+    package) they would run on the CPU while the report said GPU, so the run is refused here, and
+    the backend model refuses too (perseus/models/backend_model.py). ``available``: the providers to
+    judge (default: this environment's onnxruntime's)."""
+    if available is None:
+        import onnxruntime  # only GPU runs pay its import here
+
+        available = onnxruntime.get_available_providers()
+    if CUDA_PROVIDER in available:
+        return
+    tenants = ", ".join(t.name for t in scenario.tenants)
+    raise InputError(
+        source,
+        "server.device",
+        f"a GPU run would serve tenants {tenants} on KIND_GPU instances, but this environment's onnxruntime "
+        f"has no {CUDA_PROVIDER} (only {', '.join(available)}), so they would run on the CPU: install "
+        "onnxruntime-gpu in place of onnxruntime, or set device = 'cpu'",
+    )
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A validated scenario and everything checked before any server starts."""
@@ -197,6 +222,8 @@ def check_and_build(
     # (and, for docker, whether the container gets `--gpus all`).
     rendered = scenario.server.launcher in ("local", "docker")
     flag = use_gpu(scenario, found, source) if rendered else False
+    if flag and scenario.server.launcher == "local":  # docker's image brings its own onnxruntime backend
+        check_gpu_providers(scenario, source)
     embedded = "embedded" in scenario.run.strategies
     if rendered or embedded:
         chosen = [scenario.tenant(n) for n in tenants] if tenants else scenario.tenants

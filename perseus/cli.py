@@ -310,7 +310,7 @@ def models_build(
 
 @app.command()
 def doctor() -> None:
-    """Check what this machine has: tritonserver, Python backend readiness, GPU, ports, client versions."""
+    """Check what this machine has: tritonserver, Python backend readiness, GPU and onnxruntime-gpu, ports, clients."""
     from perseus.doctor import checks, render
 
     problems = render(checks())

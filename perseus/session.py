@@ -26,6 +26,7 @@ from perseus.plan import Deployment
 from perseus.progress import Progress
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
+from perseus.server import backend_log
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
 from perseus.telemetry import host, scrapes, triton
@@ -47,6 +48,7 @@ class Outcome:
     served: dict[str, str] | None = None  # tenant -> model name on the server
     workers: list[dict] | None = None  # distributed load: what each worker sent and whether it all arrived
     failed_scrapes: dict[str, int] | None = None  # telemetry source -> scrapes that failed (none: None)
+    providers: dict[str, list[str]] | None = None  # tenant -> the onnxruntime execution providers it ran on
 
     def record_fields(self, duration_s: float) -> dict:
         """The manifest's fields for this outcome (``Manifest.finish``)."""
@@ -60,6 +62,7 @@ class Outcome:
             "served": self.served or None,
             "workers": self.workers,
             "failed_scrapes": self.failed_scrapes,
+            "providers": self.providers,
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
@@ -215,7 +218,11 @@ class DeploymentSession:
         outcome, run = self.outcome, self.run
         if outcome.status != Status.COMPLETED and outcome.measured_s is None and run is not None and run.t0:
             outcome.measured_s = max(0.0, run.now())
+        providers = {}
         for load in run.tenants if run is not None else ():
+            session = getattr(load.transport, "session", None)  # an embedded model's onnxruntime session
+            if session is not None:
+                providers[load.tenant] = list(session.get_providers())
             getattr(load.transport, "shutdown", lambda: None)()  # embedded models' thread pools
         if self.gpu_sampler is not None:
             self.gpu_sampler.stop()
@@ -225,6 +232,9 @@ class DeploymentSession:
         outcome.failed_scrapes = self.scrapes.failures() or None
         if self.server is not None:
             self.server.stop()
+        # What each tenant really ran on: the embedded sessions, or what the backend model said in the log.
+        providers.update(backend_log.tenant_providers(self.dep_dir / results.SERVER_LOG, outcome.served or {}))
+        outcome.providers = providers or None
         if self.recorder is not None:
             outcome.requests = self.recorder.count
             self.recorder.close()

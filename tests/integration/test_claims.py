@@ -157,5 +157,14 @@ def test_embedded_and_external_get_the_same_arrivals(claims):
     assert schedule_set(arrivals(claims, "shared-t2")) == external
 
 
+def test_the_execution_providers_each_tenant_ran_on_are_recorded(claims):
+    """Served (what the backend model printed in server.log) and embedded (the in-process session) alike."""
+    deployments = json.loads((claims / results.MANIFEST).read_text())["deployments"]
+    cpu = ["CPUExecutionProvider"]
+    assert deployments["shared"]["providers"] == dict.fromkeys(TENANTS, cpu)
+    assert all(deployments[f"embedded-{t}"]["providers"] == {t: cpu} for t in TENANTS)
+    assert "onnxruntime execution providers: CPUExecutionProvider" in (claims / results.REPORT_MD).read_text()
+
+
 def test_the_ramp_report_names_the_levels(claims):
     assert "Stress ramps" in (claims / results.REPORT_MD).read_text()
