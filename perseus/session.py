@@ -49,6 +49,7 @@ class Outcome:
     workers: list[dict] | None = None  # distributed load: what each worker sent and whether it all arrived
     failed_scrapes: dict[str, int] | None = None  # telemetry source -> scrapes that failed (none: None)
     providers: dict[str, list[str]] | None = None  # tenant -> the onnxruntime execution providers it ran on
+    batch_fallbacks: dict[str, int] | None = None  # tenant -> failed batched executions rerun one by one
 
     def record_fields(self, duration_s: float) -> dict:
         """The manifest's fields for this outcome (``Manifest.finish``)."""
@@ -63,6 +64,7 @@ class Outcome:
             "workers": self.workers,
             "failed_scrapes": self.failed_scrapes,
             "providers": self.providers,
+            "batch_fallbacks": self.batch_fallbacks,
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
@@ -233,8 +235,10 @@ class DeploymentSession:
         if self.server is not None:
             self.server.stop()
         # What each tenant really ran on: the embedded sessions, or what the backend model said in the log.
-        providers.update(backend_log.tenant_providers(self.dep_dir / results.SERVER_LOG, outcome.served or {}))
+        log, served = self.dep_dir / results.SERVER_LOG, outcome.served or {}
+        providers.update(backend_log.tenant_providers(log, served))
         outcome.providers = providers or None
+        outcome.batch_fallbacks = backend_log.tenant_fallbacks(log, served) or None
         if self.recorder is not None:
             outcome.requests = self.recorder.count
             self.recorder.close()

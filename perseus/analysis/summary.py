@@ -258,7 +258,13 @@ def summarize(
         deployments=dep_df,
         comparison=compare(dep_df, deployments, rows_df, at_capacity),
         at_capacity=at_capacity,
-        notes=(*notes, *lag_notes(rows_df), *scrape_notes(deployments), *counter_notes(charge)),
+        notes=(
+            *notes,
+            *lag_notes(rows_df),
+            *scrape_notes(deployments),
+            *counter_notes(charge),
+            *fallback_notes(deployments),
+        ),
         server=server,
         chargeback=charge,
         energy=energy,
@@ -354,6 +360,18 @@ def scrape_notes(deployments: dict[str, dict]) -> list[str]:
             f"{figures} rest on missing scrapes"
         )
     return notes
+
+
+def fallback_notes(deployments: dict[str, dict]) -> list[str]:
+    """Where the backend model's batched executions failed and were rerun request by request: those
+    requests were served, but not as the batches the configuration asked for (server.log says why)."""
+    return [
+        f"deployment {name}, tenant {tenant}: {n} batched executions failed and were rerun one request at a "
+        "time (the backend's error is in server.log), so its requests were not served as batches"
+        for name, meta in deployments.items()
+        for tenant, n in (meta.get("batch_fallbacks") or {}).items()
+        if n
+    ]
 
 
 def counter_notes(chargeback: pd.DataFrame) -> list[str]:

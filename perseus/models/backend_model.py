@@ -8,7 +8,8 @@ itself never imports it.
 With dynamic batching, Triton hands ``execute`` several requests at once: their inputs are
 concatenated along the batch axis, run in one onnxruntime call, and the outputs split back per
 request. If that combined run fails, each request is retried alone so one bad request cannot fail
-its neighbours.
+its neighbours; every such fallback prints one marked line in the server log (with the error), so
+perseus counts it per tenant instead of the batch silently becoming single runs.
 
 A ``KIND_GPU`` instance runs on onnxruntime's ``CUDAExecutionProvider`` or not at all: without that
 provider (the CPU-only ``onnxruntime`` package), or when onnxruntime quietly drops it at session
@@ -34,6 +35,8 @@ MODEL_FILENAME = "model.onnx"
 # The server-log line perseus reads back (perseus/server/backend_log.py holds the same mark; this file
 # runs inside Triton's stub and cannot import perseus).
 PROVIDERS_MARK = "perseus-backend providers "
+FALLBACK_MARK = "perseus-backend batch-fallback "
+ERROR_CHARS = 200  # of the exception's text in a fallback line: enough to say why, short if it repeats
 CUDA = "CUDAExecutionProvider"
 
 
@@ -46,6 +49,7 @@ class TritonPythonModel:
     def initialize(self, args):
         model_config = json.loads(args["model_config"])
         self.max_batch_size = int(model_config.get("max_batch_size", 0))
+        self.name = model_config.get("name", "?")
         self.inputs = [
             (spec["name"], pb_utils.triton_string_to_numpy(spec["data_type"])) for spec in model_config["input"]
         ]
@@ -106,8 +110,10 @@ class TritonPythonModel:
                 for i, response in zip(feeds, self._run_batched(list(feeds.values())), strict=True):
                     responses[i] = response
                 return responses
-            except Exception:  # noqa: S110 - fall back to one run per request, below
-                pass
+            except Exception as exc:  # fall back to one run per request, below, and say so
+                error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+                line = {"model": self.name, "requests": len(feeds), "error": error}
+                print(FALLBACK_MARK + json.dumps(line), flush=True)
         for i, feed in feeds.items():
             try:
                 responses[i] = self._response(self.session.run(self.outputs, feed))
