@@ -7,6 +7,7 @@ a missing model built and a run folder created.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,15 @@ class WorkerOptions:
     expect: int
     bind: str
     port: int | None
+
+
+def capacity_options(precision: float, max_probes: int) -> None:
+    """``perseus capacity``'s search flags, checked before anything is built (0 probes would "find" nothing
+    and exit 0; a precision of 0 never stops bisecting short of the probe budget)."""
+    if not (math.isfinite(precision) and precision > 0):
+        raise InputError("command line", "--precision", f"must be > 0 (got {precision:g})")
+    if max_probes < 1:
+        raise InputError("command line", "--max-probes", f"must be >= 1 (got {max_probes})")
 
 
 def worker_options(

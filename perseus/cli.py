@@ -248,6 +248,7 @@ def capacity(
     if quick:
         duration, warmup, precision, max_probes = duration or 3.0, warmup or 1.0, 0.25, min(max_probes, 4)
     with errors():
+        checks.capacity_options(precision, max_probes)
         checks.check_out(out)
         ready = checks.prepare(
             scenario_file,

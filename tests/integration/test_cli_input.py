@@ -130,6 +130,26 @@ def test_bad_worker_flags(bad_run, unbuilt, args, field, words):
     assert words in line
 
 
+@pytest.mark.parametrize(
+    ("args", "field", "words"),
+    [
+        (["--precision", "0"], "--precision", "must be > 0"),
+        (["--max-probes", "0"], "--max-probes", "must be >= 1"),
+        (["--quick", "--max-probes", "0"], "--max-probes", "must be >= 1"),
+    ],
+)
+def test_bad_capacity_flags(cli, tmp_path, unbuilt, unchanged, args, field, words):
+    text, repo = unbuilt
+    scenario, out = tmp_path / "scenario.toml", tmp_path / "capacity"
+    scenario.write_text(text)
+    with unchanged(repo):  # refused before any model is built
+        proc = cli(["capacity", scenario, "--out", out, *args], cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"perseus: command line: {field}: {words} (got 0)"], proc.stderr
+    assert not out.exists()
+
+
 def test_workers_refuse_the_embedded_strategy(bad_run):
     text = GOOD.replace("min_requests = 50", 'min_requests = 50\nstrategies = ["external", "embedded"]')
     line = bad_run(text, "--workers", "2", field="--workers", where="command line")
