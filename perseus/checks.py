@@ -7,6 +7,7 @@ a missing model built and a run folder created.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,31 @@ def use_gpu(scenario: Scenario, gpus: list[dict], source: str) -> bool:
     if scenario.server.device == "gpu" and not gpus:
         raise InputError(source, "server.device", "is 'gpu' but no NVIDIA GPU was found (try 'auto' or 'cpu')")
     return scenario.server.device == "gpu" or (scenario.server.device == "auto" and bool(gpus))
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def check_gpu_providers(scenario: Scenario, source: str, available: list[str] | None = None) -> None:
+    """A local GPU run serves every tenant with KIND_GPU instances through the Python backend, which runs
+    onnxruntime from this environment: without its CUDAExecutionProvider (the CPU-only ``onnxruntime``
+    package) they would run on the CPU while the report said GPU, so the run is refused here, and
+    the backend model refuses too (perseus/models/backend_model.py). ``available``: the providers to
+    judge (default: this environment's onnxruntime's)."""
+    if available is None:
+        import onnxruntime  # only GPU runs pay its import here
+
+        available = onnxruntime.get_available_providers()
+    if CUDA_PROVIDER in available:
+        return
+    tenants = ", ".join(t.name for t in scenario.tenants)
+    raise InputError(
+        source,
+        "server.device",
+        f"a GPU run would serve tenants {tenants} on KIND_GPU instances, but this environment's onnxruntime "
+        f"has no {CUDA_PROVIDER} (only {', '.join(available)}), so they would run on the CPU: install "
+        "onnxruntime-gpu in place of onnxruntime, or set device = 'cpu'",
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,8 @@ def check_and_build(
     # (and, for docker, whether the container gets `--gpus all`).
     rendered = scenario.server.launcher in ("local", "docker")
     flag = use_gpu(scenario, found, source) if rendered else False
+    if flag and scenario.server.launcher == "local":  # docker's image brings its own onnxruntime backend
+        check_gpu_providers(scenario, source)
     embedded = "embedded" in scenario.run.strategies
     if rendered or embedded:
         chosen = [scenario.tenant(n) for n in tenants] if tenants else scenario.tenants
@@ -217,6 +245,15 @@ class WorkerOptions:
     expect: int
     bind: str
     port: int | None
+
+
+def capacity_options(precision: float, max_probes: int) -> None:
+    """``perseus capacity``'s search flags, checked before anything is built (0 probes would "find" nothing
+    and exit 0; a precision of 0 never stops bisecting short of the probe budget)."""
+    if not (math.isfinite(precision) and precision > 0):
+        raise InputError("command line", "--precision", f"must be > 0 (got {precision:g})")
+    if max_probes < 1:
+        raise InputError("command line", "--max-probes", f"must be >= 1 (got {max_probes})")
 
 
 def worker_options(

@@ -122,15 +122,20 @@ def run(
     with errors():
         checks.check_out(out)
         capacity_csv = checks.check_capacity(capacity)
+
+        def worker_flags(scenario):  # checked before any model is built, then used
+            return checks.worker_options(scenario, workers, expect_workers, master_bind, master_port)
+
         ready = checks.prepare(
             scenario_file,
             duration_s=duration,
             warmup_s=warmup,
             baselines=False if no_baselines else None,
             repeat=repeat,
+            checks=worker_flags,
             say=RunDisplay.say,
         )
-        load_workers = checks.worker_options(ready.scenario, workers, expect_workers, master_bind, master_port)
+        load_workers = worker_flags(ready.scenario)
         deployments = plan(ready.scenario)
         run_dir = checks.prepare_run_dir(out, ready.scenario.name)
         manifest = runs.new_manifest(ready, deployments, command_line())
@@ -243,6 +248,7 @@ def capacity(
     if quick:
         duration, warmup, precision, max_probes = duration or 3.0, warmup or 1.0, 0.25, min(max_probes, 4)
     with errors():
+        checks.capacity_options(precision, max_probes)
         checks.check_out(out)
         ready = checks.prepare(
             scenario_file,
@@ -305,7 +311,7 @@ def models_build(
 
 @app.command()
 def doctor() -> None:
-    """Check what this machine has: tritonserver, Python backend readiness, GPU, ports, client versions."""
+    """Check what this machine has: tritonserver, Python backend readiness, GPU and onnxruntime-gpu, ports, clients."""
     from perseus.doctor import checks, render
 
     problems = render(checks())

@@ -62,15 +62,37 @@ def check_backend_python() -> Check:
     return Check("python backend", True, f"{sys.executable}: numpy {numpy_v}, onnxruntime {ort_v}")
 
 
-def check_gpu() -> Check:
-    from perseus.telemetry.gpu import gpus
-
-    found, note = gpus()
+def check_gpu(found: list[dict], note: str | None) -> Check:
     if found:
         names = ", ".join(f"{g['name']} ({g['memory_gb']} GiB)" for g in found)
         return Check("gpu", True, f"{names}; driver {found[0]['driver']}")
     # No GPU is a valid setup (CPU runs), so this is information, not a problem.
     return Check("gpu", True, f"no GPU: {note}")
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def backend_providers() -> list[str] | None:
+    """The execution providers of the onnxruntime the Python backend imports (this interpreter's), or None."""
+    probe = "import onnxruntime; print(','.join(onnxruntime.get_available_providers()))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60)
+    return proc.stdout.strip().split(",") if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def check_gpu_provider(has_gpu: bool, providers: list[str] | None) -> Check:
+    """On a GPU host, the backend needs onnxruntime-gpu: without CUDAExecutionProvider a GPU run is refused."""
+    listed = ", ".join(providers) if providers else "onnxruntime not importable"
+    if CUDA_PROVIDER in (providers or []):
+        return Check("onnxruntime-gpu", True, f"{CUDA_PROVIDER} available ({listed})")
+    if not has_gpu:
+        return Check("onnxruntime-gpu", True, f"not needed without a GPU (this onnxruntime: {listed})")
+    return Check(
+        "onnxruntime-gpu",
+        False,
+        f"a GPU is here but onnxruntime has no {CUDA_PROVIDER} ({listed}): GPU runs are refused",
+        "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
+    )
 
 
 def check_ports() -> Check:
@@ -107,10 +129,14 @@ def check_docker() -> Check:
 
 
 def checks() -> list[Check]:
+    from perseus.telemetry.gpu import gpus
+
+    found, note = gpus()
     return [
         check_tritonserver(),
         check_backend_python(),
-        check_gpu(),
+        check_gpu(found, note),
+        check_gpu_provider(bool(found), backend_providers()),
         check_ports(),
         check_clients(),
         check_docker(),

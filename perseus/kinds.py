@@ -29,6 +29,16 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class TelemetrySource(StrEnum):
+    """What a deployment scrapes while it runs; a failed scrape is counted by source (the manifest's
+    ``failed_scrapes``, perseus/telemetry/scrapes.py) and the report says which figures it weakens."""
+
+    TRITON_METRICS = "triton_metrics"  # Triton's Prometheus /metrics
+    TRITON_STATS = "triton_stats"  # Triton's statistics API, /v2/models/stats
+    HOST = "host"  # psutil: CPU and memory of the server and of the load generator
+    NVML = "nvml"  # GPU readings (one that worked before on the same device, then failed)
+
+
 # Arrival patterns whose requests are sent on a schedule drawn up front, whatever the server does.
 # "closed" is the one closed loop: each user sends its next request when the last one returns.
 OPEN_LOOP_ARRIVALS = frozenset({"poisson", "constant", "step", "spike", "trace", "ramp"})

@@ -57,6 +57,9 @@ class DeploymentRecord(_Record):
     served: dict[str, str] | None = None  # tenant -> the model name it was served under
     models: dict[str, str] | None = None  # tenant -> the model it ran (a `models` variant; None: the scenario's)
     workers: list[dict] | None = None  # distributed load: each worker's shard and what arrived
+    providers: dict[str, list[str]] | None = None  # tenant -> the onnxruntime execution providers it ran on
+    batch_fallbacks: dict[str, int] | None = None  # tenant -> batched executions rerun one request at a time
+    failed_scrapes: dict[str, int] | None = None  # telemetry source -> failed scrapes (perseus/telemetry/scrapes.py)
     reason: str | None = None
     server_log_tail: str | None = None
 

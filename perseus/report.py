@@ -50,6 +50,9 @@ def hardware_notes(manifest: Manifest) -> tuple[str, list[str]]:
     host, gpus = manifest.host, manifest.gpus
     gpu_text = ", ".join(g["name"] for g in gpus) if gpus else "no NVIDIA GPU"
     described = f"CPU: {host.get('cpu', '?')} ({host.get('cpu_cores', '?')} cores); {gpu_text}"
+    ran_on = providers_text(manifest)
+    if ran_on:
+        described += f"; onnxruntime execution providers: {ran_on}"
     notes = []
     if manifest.gpu_note:
         notes.append(manifest.gpu_note)
@@ -63,6 +66,21 @@ def hardware_notes(manifest: Manifest) -> tuple[str, list[str]]:
     elif priced_gpu and gpus and not any(priced_gpu.lower() in g["name"].lower() for g in gpus):
         notes.append(f"measured on {gpu_text} but priced as {price.get('name')} ({priced_gpu})")
     return described, notes
+
+
+def providers_text(manifest: Manifest) -> str:
+    """The execution providers the tenants ran on, as recorded per deployment: one list when all agree,
+    else per tenant (deployments that record none, such as a remote server's, are left out)."""
+    by_tenant: dict[str, list[str]] = {}
+    for record in manifest.deployments.values():
+        for tenant, used in (record.providers or {}).items():
+            by_tenant.setdefault(tenant, [])
+            if " > ".join(used) not in by_tenant[tenant]:
+                by_tenant[tenant].append(" > ".join(used))
+    kinds = {p for seen in by_tenant.values() for p in seen}
+    if len(kinds) <= 1:
+        return next(iter(kinds), "")
+    return "; ".join(f"{tenant} {' or '.join(seen)}" for tenant, seen in by_tenant.items())
 
 
 def missing_parts(run_dir: Path, deployments: Iterable[str], recovered: dict[str, list[str]]) -> list[str]:

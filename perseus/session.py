@@ -26,9 +26,10 @@ from perseus.plan import Deployment
 from perseus.progress import Progress
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
+from perseus.server import backend_log
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
-from perseus.telemetry import host, triton
+from perseus.telemetry import host, scrapes, triton
 from perseus.telemetry.nvml import GpuSampler
 
 TELEMETRY_PERIOD_S = 1.0
@@ -46,6 +47,9 @@ class Outcome:
     measured_s: float | None = None  # measured seconds, when the deployment stopped early
     served: dict[str, str] | None = None  # tenant -> model name on the server
     workers: list[dict] | None = None  # distributed load: what each worker sent and whether it all arrived
+    failed_scrapes: dict[str, int] | None = None  # telemetry source -> scrapes that failed (none: None)
+    providers: dict[str, list[str]] | None = None  # tenant -> the onnxruntime execution providers it ran on
+    batch_fallbacks: dict[str, int] | None = None  # tenant -> failed batched executions rerun one by one
 
     def record_fields(self, duration_s: float) -> dict:
         """The manifest's fields for this outcome (``Manifest.finish``)."""
@@ -58,6 +62,9 @@ class Outcome:
             "requests": self.requests,
             "served": self.served or None,
             "workers": self.workers,
+            "failed_scrapes": self.failed_scrapes,
+            "providers": self.providers,
+            "batch_fallbacks": self.batch_fallbacks,
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
@@ -96,6 +103,7 @@ class DeploymentSession:
         self.run: LoadRun | DistributedLoad | None = None
         self.gpu_sampler: GpuSampler | None = None
         self._samplers: list = []
+        self.scrapes = scrapes.ScrapeCounts()
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._next_sample = self._next_flush = float("-inf")
         self._closed = False
@@ -155,12 +163,13 @@ class DeploymentSession:
             run.abort(self.server.gone())
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
-            for row in triton.sample_rows(self.server.metrics_url, now):
+            taken = self.scrapes.take
+            for row in taken(scrapes.TRITON_METRICS, triton.sample_rows(self.server.metrics_url, now)):
                 self.telemetry.add(row)
-            for row in triton.stats_rows(self.server.url, now):
+            for row in taken(scrapes.TRITON_STATS, triton.stats_rows(self.server.url, now)):
                 self.telemetry.add(row)
             for sampler in self._samplers:
-                for row in sampler.rows(now):
+                for row in taken(scrapes.HOST, sampler.rows(now)):
                     self.telemetry.add(row)
         for row in self.gpu_sampler.drain() if self.gpu_sampler else ():
             self.telemetry.add(row)
@@ -211,14 +220,25 @@ class DeploymentSession:
         outcome, run = self.outcome, self.run
         if outcome.status != Status.COMPLETED and outcome.measured_s is None and run is not None and run.t0:
             outcome.measured_s = max(0.0, run.now())
+        providers = {}
         for load in run.tenants if run is not None else ():
+            session = getattr(load.transport, "session", None)  # an embedded model's onnxruntime session
+            if session is not None:
+                providers[load.tenant] = list(session.get_providers())
             getattr(load.transport, "shutdown", lambda: None)()  # embedded models' thread pools
         if self.gpu_sampler is not None:
             self.gpu_sampler.stop()
             for row in self.gpu_sampler.drain():
                 self.telemetry.add(row)
+            self.scrapes.add_failures(scrapes.NVML, self.gpu_sampler.samples, self.gpu_sampler.failures)
+        outcome.failed_scrapes = self.scrapes.failures() or None
         if self.server is not None:
             self.server.stop()
+        # What each tenant really ran on: the embedded sessions, or what the backend model said in the log.
+        log, served = self.dep_dir / results.SERVER_LOG, outcome.served or {}
+        providers.update(backend_log.tenant_providers(log, served))
+        outcome.providers = providers or None
+        outcome.batch_fallbacks = backend_log.tenant_fallbacks(log, served) or None
         if self.recorder is not None:
             outcome.requests = self.recorder.count
             self.recorder.close()

@@ -3,7 +3,10 @@
 #   docs/samples/mixed/  `perseus run scenarios/mixed.toml`, reported with cost at capacity from
 #                        `perseus capacity scenarios/mixed.toml` (both folders' tables are kept)
 #   docs/samples/fleet/  `perseus plan scenarios/fleet.toml --quick`
-# About 20 minutes on 2 cores (`bash scripts/samples.sh mixed` or `... fleet` for one of them). The run
+#   docs/samples/calibration/  `perseus calibrate` (its defaults: 10 ms service, rho 0.5 and 0.8, 60 s
+#                        each); docs/benchmarks.md's calibration table is then
+#                        `.venv/bin/python benchmarks/calibration_table.py` (tests/unit/test_docs_tables.py)
+# About 23 minutes on 2 cores (`bash scripts/samples.sh mixed`, `... fleet` or `... calibration` for one). The run
 # folders themselves go to a temporary folder and are removed.
 set -euo pipefail
 what=${1:-all}
@@ -36,5 +39,14 @@ if [ "$what" = all ] || [ "$what" = fleet ]; then
   echo "perseus plan took $(($(date +%s) - start)) s" >&2
   keep "$work/fleet" docs/samples/fleet manifest.json plan.csv plan.toml plan.md probes.csv predictions.csv
   cp "$work/fleet/plots/packing.png" docs/samples/fleet/packing.png
+fi
+if [ "$what" = all ] || [ "$what" = calibration ]; then
+  # A calibration that misses its targets exits 1: its table is kept all the same, and says which.
+  # The machine's load before and after, kept beside the table: on a shared 2-core machine it decides
+  # how far the busy-wait service time and the generator's lag stray.
+  before=$(cat /proc/loadavg)
+  "$perseus" calibrate --out "$work/calibration" || echo "samples.sh: perseus calibrate exited $?" >&2
+  keep "$work/calibration" docs/samples/calibration manifest.json calibration.csv calibration.md
+  printf 'before: %s\nafter: %s\n' "$before" "$(cat /proc/loadavg)" >docs/samples/calibration/loadavg.txt
 fi
 echo "docs/samples/ regenerated ($what)"

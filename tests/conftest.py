@@ -8,6 +8,7 @@ That keeps the checks right while other runs (other people's) start their own se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,6 +81,32 @@ def run_scenario_text(base: Path, text: str, timeout: float = 300) -> Path:
     return run_dir
 
 
+def tree_state(root: Path) -> dict[str, tuple[str, int, int, int]]:
+    """Every entry under ``root`` (itself included): kind, size, modification time (ns) and inode.
+
+    Compared before and after a command, it shows any file written, changed, removed or rebuilt
+    (perseus writes atomically, by rename, so a rebuilt file has a new inode even with equal bytes).
+    An absent ``root`` gives {}."""
+    root = Path(root)
+    if not root.exists():
+        return {}
+    state = {}
+    for path in [root, *sorted(root.rglob("*"))]:
+        st = path.lstat()
+        kind = "dir" if path.is_dir() and not path.is_symlink() else "link" if path.is_symlink() else "file"
+        # A folder's own mtime changes when an entry is added or removed inside it.
+        state[str(path.relative_to(root))] = (kind, st.st_size if kind == "file" else 0, st.st_mtime_ns, st.st_ino)
+    return state
+
+
+def assert_unchanged(before: dict, after: dict, root: Path) -> None:
+    """Both states of ``root`` (``tree_state``) are the same; else name what changed."""
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (added or removed or changed), f"{root} changed: added {added}, removed {removed}, changed {changed}"
+
+
 def triton_processes(marker: str | Path | None = None) -> list[psutil.Process]:
     """Live tritonserver / Python-backend-stub processes; with ``marker``, only those whose command line holds it."""
     found = []
@@ -126,6 +153,20 @@ def tritons() -> Callable[..., list[psutil.Process]]:
 @pytest.fixture(scope="session")
 def kill_tritons() -> Callable[..., list[int]]:
     return kill_ours
+
+
+@pytest.fixture(scope="session")
+def unchanged() -> Callable[..., object]:
+    """``with unchanged(path, ...):`` fails when the block wrote, changed or removed anything under the paths."""
+    return unchanged_paths
+
+
+@contextlib.contextmanager
+def unchanged_paths(*roots: Path):
+    before = {Path(r): tree_state(r) for r in roots}
+    yield
+    for root, state in before.items():
+        assert_unchanged(state, tree_state(root), root)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
 from perseus.analysis.verdict import Comparison, compare
-from perseus.kinds import DeploymentKind, is_open_loop
+from perseus.kinds import DeploymentKind, TelemetrySource, is_open_loop
 
 # server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
 SERVER_COLUMNS = [*cost.SERVER_COLUMNS, "completed", "compute_share", "energy_j", "j_per_inference"]
@@ -73,6 +73,7 @@ DEPLOYMENT_COLUMNS = [
     "busy_fraction",
     "slas_met",
     "valid",
+    "failed_scrapes",  # telemetry scrapes that failed, all sources (the manifest has them by source)
 ]
 # A load generator that keeps up sends within about 2 ms of schedule at p99 here (docs/benchmarks.md,
 # "Distributed load"); past this, its own delay is a visible part of the latency it reports.
@@ -265,7 +266,13 @@ def summarize(
         deployments=dep_df,
         comparison=compare(dep_df, deployments, rows_df, at_capacity),
         at_capacity=at_capacity,
-        notes=(*notes, *lag_notes(rows_df)),
+        notes=(
+            *notes,
+            *lag_notes(rows_df),
+            *scrape_notes(deployments),
+            *counter_notes(charge),
+            *fallback_notes(deployments),
+        ),
         server=server,
         chargeback=charge,
         energy=energy,
@@ -319,6 +326,7 @@ def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.Dat
         "busy_fraction": busy,
         "slas_met": all(r["sla_met"] for r in tenant_rows),
         "valid": all(r["valid"] for r in tenant_rows),
+        "failed_scrapes": sum((meta.get("failed_scrapes") or {}).values()),
     }
 
 
@@ -332,6 +340,56 @@ def lag_notes(rows: pd.DataFrame) -> list[str]:
         f"{r.send_lag_p99_ms:.1f} ms), so its own delay is part of the latency: send from more "
         "processes (perseus run --workers N) or a larger client machine"
         for r in late.itertuples()
+    ]
+
+
+# What each telemetry source's scrapes back in the report, for the warning when some failed.
+SCRAPE_BACKS = {
+    TelemetrySource.TRITON_METRICS: ("Triton /metrics", "the server breakdown (server.csv)"),
+    TelemetrySource.TRITON_STATS: ("the statistics API", "the chargeback and the busy fraction"),
+    TelemetrySource.HOST: ("host CPU and memory", "the CPU figures"),
+    TelemetrySource.NVML: ("NVML", "the energy figures"),
+}
+
+
+def scrape_notes(deployments: dict[str, dict]) -> list[str]:
+    """A warning per deployment whose telemetry scrapes failed: its counters are read between the
+    scrapes that worked, so the figures they back rest on fewer (or no) readings."""
+    notes = []
+    for name, meta in deployments.items():
+        failed = {s: n for s, n in (meta.get("failed_scrapes") or {}).items() if n}
+        if not failed:
+            continue
+        known = [SCRAPE_BACKS.get(s, (s, "")) for s in failed]
+        sources = ", ".join(f"{word} {n}" for (word, _), n in zip(known, failed.values(), strict=True))
+        figures = ", ".join(dict.fromkeys(what for _, what in known if what))
+        notes.append(
+            f"deployment {name}: {sum(failed.values())} telemetry scrapes failed ({sources}): "
+            f"{figures} rest on missing scrapes"
+        )
+    return notes
+
+
+def fallback_notes(deployments: dict[str, dict]) -> list[str]:
+    """Where the backend model's batched executions failed and were rerun request by request: those
+    requests were served, but not as the batches the configuration asked for (server.log says why)."""
+    return [
+        f"deployment {name}, tenant {tenant}: {n} batched executions failed and were rerun one request at a "
+        "time (the backend's error is in server.log), so its requests were not served as batches"
+        for name, meta in deployments.items()
+        for tenant, n in (meta.get("batch_fallbacks") or {}).items()
+        if n
+    ]
+
+
+def counter_notes(chargeback: pd.DataFrame) -> list[str]:
+    """Where the chargeback fell back from execution counters to per-request ones (said, not silent)."""
+    fell_back = chargeback.loc[chargeback["compute_counter"] == cost.PER_REQUEST, "deployment"].unique()
+    return [
+        f"deployment {name}: the statistics API's execution counters are missing, so its chargeback uses "
+        "Triton's per-request compute time, which counts a dynamically batched execution once per request "
+        "(a batching tenant's share is overstated)"
+        for name in fell_back
     ]
 
 

@@ -8,7 +8,15 @@ itself never imports it.
 With dynamic batching, Triton hands ``execute`` several requests at once: their inputs are
 concatenated along the batch axis, run in one onnxruntime call, and the outputs split back per
 request. If that combined run fails, each request is retried alone so one bad request cannot fail
-its neighbours.
+its neighbours; every such fallback prints one marked line in the server log (with the error), so
+perseus counts it per tenant instead of the batch silently becoming single runs.
+
+A ``KIND_GPU`` instance runs on onnxruntime's ``CUDAExecutionProvider`` or not at all: without that
+provider (the CPU-only ``onnxruntime`` package), or when onnxruntime quietly drops it at session
+creation (it falls back to the CPU with only a warning when CUDA or cuDNN fail to load),
+``initialize`` raises, so the model fails to load and the run fails naming it, instead of measuring
+a "GPU" tenant on the CPU. Each instance prints the providers its session really uses, as one
+marked JSON line in the server log, which perseus records per tenant (perseus/server/backend_log.py).
 
 Config parameters read (all optional, string values):
 ``intra_op_num_threads`` (default 1), ``inter_op_num_threads`` (default 1),
@@ -24,6 +32,12 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 MODEL_FILENAME = "model.onnx"
+# The server-log line perseus reads back (perseus/server/backend_log.py holds the same mark; this file
+# runs inside Triton's stub and cannot import perseus).
+PROVIDERS_MARK = "perseus-backend providers "
+FALLBACK_MARK = "perseus-backend batch-fallback "
+ERROR_CHARS = 200  # of the exception's text in a fallback line: enough to say why, short if it repeats
+CUDA = "CUDAExecutionProvider"
 
 
 def _parameter(model_config, key, default):
@@ -35,6 +49,7 @@ class TritonPythonModel:
     def initialize(self, args):
         model_config = json.loads(args["model_config"])
         self.max_batch_size = int(model_config.get("max_batch_size", 0))
+        self.name = model_config.get("name", "?")
         self.inputs = [
             (spec["name"], pb_utils.triton_string_to_numpy(spec["data_type"])) for spec in model_config["input"]
         ]
@@ -57,12 +72,29 @@ class TritonPythonModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
 
+        name = model_config.get("name", "?")
         providers = ["CPUExecutionProvider"]
         wants_gpu = args.get("model_instance_kind") == "GPU"
-        if wants_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
+        if wants_gpu:
+            available = ort.get_available_providers()
+            if CUDA not in available:
+                raise RuntimeError(
+                    f"model {name!r} has a KIND_GPU instance, but this onnxruntime has no {CUDA} "
+                    f"(it has {', '.join(available)}): install onnxruntime-gpu in place of onnxruntime; "
+                    "a GPU tenant is never run on the CPU"
+                )
             device_id = int(args.get("model_instance_device_id", 0))
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
+            providers.insert(0, (CUDA, {"device_id": device_id}))
         self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
+        used = self.session.get_providers()
+        if wants_gpu and used[0] != CUDA:
+            raise RuntimeError(
+                f"model {name!r} has a KIND_GPU instance, but onnxruntime could not start {CUDA} "
+                f"(the session uses {', '.join(used)}; see onnxruntime's warning above: CUDA or cuDNN "
+                "libraries); a GPU tenant is never run on the CPU"
+            )
+        kind = args.get("model_instance_kind", "")
+        print(PROVIDERS_MARK + json.dumps({"model": name, "kind": kind, "providers": used}), flush=True)
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -78,8 +110,10 @@ class TritonPythonModel:
                 for i, response in zip(feeds, self._run_batched(list(feeds.values())), strict=True):
                     responses[i] = response
                 return responses
-            except Exception:  # noqa: S110 - fall back to one run per request, below
-                pass
+            except Exception as exc:  # fall back to one run per request, below, and say so
+                error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+                line = {"model": self.name, "requests": len(feeds), "error": error}
+                print(FALLBACK_MARK + json.dumps(line), flush=True)
         for i, feed in feeds.items():
             try:
                 responses[i] = self._response(self.session.run(self.outputs, feed))

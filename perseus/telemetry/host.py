@@ -61,9 +61,10 @@ class ProcessSampler:
             self._proc = None
         self._children: dict[int, psutil.Process] = {}
 
-    def rows(self, t_s: float) -> list[tuple]:
+    def rows(self, t_s: float) -> list[tuple] | None:
+        """One sample as telemetry rows; None when the process could not be read (counted by the caller)."""
         if self._proc is None:
-            return []
+            return None
         try:
             procs = [self._proc, *self._proc.children(recursive=True)]
             if self._exclude is not None:
@@ -72,10 +73,16 @@ class ProcessSampler:
             cpu, rss = 0.0, 0
             for p in procs:
                 known = self._children.setdefault(p.pid, p)
-                cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
+                try:
+                    cpu += known.cpu_percent(None)
+                    rss += known.memory_info().rss
+                except psutil.NoSuchProcess:
+                    if known is self._proc:
+                        raise
+                    # A child that ended between the listing and the reading: nothing left to count.
+                    self._children.pop(p.pid, None)
         except psutil.Error:
-            return []
+            return None
         return [
             (t_s, SOURCE, "cpu_percent", self._labels, cpu),
             (t_s, SOURCE, "rss_bytes", self._labels, float(rss)),

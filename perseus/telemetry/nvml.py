@@ -56,6 +56,10 @@ class GpuSampler:
         self._thread = None
         self.cpu_s = 0.0  # CPU time the sampling thread used (for the overhead benchmark)
         self.samples = 0
+        # Readings that failed after working on the same device (counted: perseus/telemetry/scrapes.py).
+        # One the device never supported (a MIG instance's power) is not a failure.
+        self.failures = 0
+        self._worked: set[tuple[str, str]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str | None:
@@ -160,17 +164,25 @@ class GpuSampler:
             try:
                 values = read()
             except nv.NVMLError:
-                continue  # not supported on this device (e.g. MIG instances have no power reading)
+                self._failed(key, metrics[0])  # or not supported on this device (MIG has no power reading)
+                continue
+            self._worked.add((key, metrics[0]))
             yield from zip(metrics, values, strict=True)
         if self.samples % SLOW_EVERY:
             return
         try:
             # A mJ counter since the driver loaded (Volta and newer): report the delta since we began.
             mj = nv.nvmlDeviceGetTotalEnergyConsumption(h)
-            start = self._energy0.setdefault(key, mj)
-            yield "energy_j", (mj - start) / 1e3
         except nv.NVMLError:
-            pass
+            self._failed(key, "energy_j")
+            return
+        self._worked.add((key, "energy_j"))
+        start = self._energy0.setdefault(key, mj)
+        yield "energy_j", (mj - start) / 1e3
+
+    def _failed(self, key: str, metric: str) -> None:
+        if (key, metric) in self._worked:
+            self.failures += 1
 
     def _process_metrics(self, h, key: str):
         nv = self._nvml

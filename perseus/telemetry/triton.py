@@ -31,15 +31,17 @@ def scrape(metrics_url: str, timeout_s: float = 2.0) -> str:
         return resp.read().decode("utf-8", errors="replace")
 
 
-def sample_rows(metrics_url: str, t_s: float) -> list[tuple]:
-    """One scrape as telemetry rows; an unreachable endpoint yields no rows (the gap is the signal)."""
+def sample_rows(metrics_url: str, t_s: float) -> list[tuple] | None:
+    """One scrape as telemetry rows; None when the endpoint did not answer or its text did not parse
+    (the caller counts it: perseus/telemetry/scrapes.py)."""
     if not metrics_url:
-        return []  # a remote server without a metrics URL
+        return []  # a remote server without a metrics URL: nothing to scrape, nothing failed
     try:
         text = scrape(metrics_url)
+        parsed = list(parse(text))
     except (OSError, ValueError):
-        return []
-    return [(t_s, SOURCE, metric, labels, value) for metric, labels, value in parse(text)]
+        return None
+    return [(t_s, SOURCE, metric, labels, value) for metric, labels, value in parsed]
 
 
 # Execution-level counters from Triton's statistics API (GET /v2/models/stats), in the same long rows.
@@ -73,13 +75,13 @@ def stats_rows_from(reply: object, t_s: float) -> list[tuple]:
     return rows
 
 
-def stats_rows(url: str, t_s: float, timeout_s: float = 2.0) -> list[tuple]:
-    """One read of the statistics API as telemetry rows; none without a server URL or when it fails."""
+def stats_rows(url: str, t_s: float, timeout_s: float = 2.0) -> list[tuple] | None:
+    """One read of the statistics API as telemetry rows: none without a server URL, None when it fails."""
     if not url:
         return []  # embedded: no server
     try:
         with urllib.request.urlopen(f"{url}/v2/models/stats", timeout=timeout_s) as resp:  # noqa: S310 - server URL
             reply = json.loads(resp.read().decode("utf-8", errors="replace"))
     except (OSError, ValueError):
-        return []
+        return None
     return stats_rows_from(reply, t_s)

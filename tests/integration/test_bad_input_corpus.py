@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import REPO_ROOT, assert_unchanged, run_cli, tree_state
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,8 @@ CORPUS = REPO_ROOT / "tests" / "data" / "bad_scenarios"
 FILES = sorted(CORPUS.glob("*.toml"))
 # Bugs in modules this suite may not change; each fails today and must be fixed upstream.
 KNOWN_BUGS: dict[str, str] = {}
+# The model repositories the corpus names: bad input must neither build nor touch anything in them.
+REPOSITORIES = (REPO_ROOT / "model_repository", REPO_ROOT / "tests" / "data" / "broken_repo")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,12 @@ def _run(path: Path, folder: Path) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
+def repositories_before() -> dict[Path, dict]:
+    return {root: tree_state(root) for root in REPOSITORIES}
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory, repositories_before) -> dict[str, Outcome]:
     """Run the CLI on every selected corpus file, a few at a time, once for the module."""
     wanted = [
         item.callspec.params["path"]
@@ -120,3 +127,12 @@ def test_bad_scenario(path: Path, outcomes):
     assert not got.out.exists()
     assert got.left == []
     assert list(got.marker.glob("perseus-*")) == []
+
+
+def test_no_model_repository_was_written(outcomes, repositories_before):
+    """After every selected corpus run: no model file built, rebuilt or changed (the runs go in parallel,
+    so the repositories are compared once, around all of them)."""
+    if not outcomes:
+        pytest.skip("no corpus file selected")
+    for root, state in repositories_before.items():
+        assert_unchanged(state, tree_state(root), root)

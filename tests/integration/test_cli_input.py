@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,19 @@ assert GOOD != SMOKE
 
 
 @pytest.fixture
-def bad_run(tmp_path: Path, cli, tritons):
+def unbuilt(tmp_path: Path) -> tuple[str, Path]:
+    """GOOD on a copy of its two models without their generated files (1/model.onnx, 1/model.py), so a
+    check that came after the build would show up as files written into this repository."""
+    repo = tmp_path / "unbuilt_models"
+    for name in ("resnet_tiny", "lstm_tiny"):
+        shutil.copytree(
+            MODELS / name, repo / name, ignore=shutil.ignore_patterns("model.onnx", "model.py", "__pycache__")
+        )
+    return GOOD.replace(f'model_repository = "{MODELS}"', f'model_repository = "{repo}"'), repo
+
+
+@pytest.fixture
+def bad_run(tmp_path: Path, cli, tritons, unchanged):
     """Run `perseus run` on a scenario text with extra args; check the contract for bad input."""
 
     def go(
@@ -25,14 +38,17 @@ def bad_run(tmp_path: Path, cli, tritons):
         name: str = "scenario.toml",
         out: Path | None = None,
         where: str | None = None,
+        repository: Path = MODELS,
     ):
         path = tmp_path / name
         if text is not None:
             path.write_text(text)
         out = out or tmp_path / "run"
-        before = sorted(p.name for p in out.iterdir()) if out.exists() else None
+        existed = out.exists()
         marker = tmp_path / "tmp"
-        proc = cli(["run", path, "--out", out, *args], cwd=tmp_path, tmpdir=marker)
+        # Nothing written or rebuilt: not in --out, not in the model repository.
+        with unchanged(out, repository):
+            proc = cli(["run", path, "--out", out, *args], cwd=tmp_path, tmpdir=marker)
         assert proc.returncode == 2, proc.stderr
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, proc.stderr
@@ -42,11 +58,8 @@ def bad_run(tmp_path: Path, cli, tritons):
         assert (where or name) in line
         if field:
             assert f": {field}: " in line
-        # nothing written, nothing started
-        if before is None:
-            assert not out.exists()
-        else:
-            assert sorted(p.name for p in out.iterdir()) == before
+        # nothing created, nothing started
+        assert out.exists() == existed
         assert tritons(marker) == []
         assert not list(marker.glob("perseus-*"))
         return line
@@ -80,23 +93,26 @@ def test_toml_syntax_error(bad_run):
     assert "TOML syntax error" in line
 
 
-def test_out_not_empty(bad_run, tmp_path: Path):
+def test_out_not_empty(bad_run, tmp_path: Path, unbuilt):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    line = bad_run(GOOD, field=None, out=out, where="--out")
+    text, repo = unbuilt
+    line = bad_run(text, field=None, out=out, where="--out", repository=repo)
     assert line.startswith("perseus: --out: ")
     assert str(out) in line
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_negative_duration_flag(bad_run):
-    line = bad_run(GOOD, "--duration", "-1", field="--duration", where="command line")
+def test_negative_duration_flag(bad_run, unbuilt):
+    text, repo = unbuilt
+    line = bad_run(text, "--duration", "-1", field="--duration", where="command line", repository=repo)
     assert "must be > 0" in line
 
 
-def test_negative_warmup_flag(bad_run):
-    bad_run(GOOD, "--warmup", "-3", field="--warmup", where="command line")
+def test_negative_warmup_flag(bad_run, unbuilt):
+    text, repo = unbuilt
+    bad_run(text, "--warmup", "-3", field="--warmup", where="command line", repository=repo)
 
 
 @pytest.mark.parametrize(
@@ -108,9 +124,30 @@ def test_negative_warmup_flag(bad_run):
         (["--workers", "1", "--master-port", "70000"], "--master-port", "port number"),
     ],
 )
-def test_bad_worker_flags(bad_run, args, field, words):
-    line = bad_run(GOOD, *args, field=field, where="command line")
+def test_bad_worker_flags(bad_run, unbuilt, args, field, words):
+    text, repo = unbuilt
+    line = bad_run(text, *args, field=field, where="command line", repository=repo)
     assert words in line
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "words"),
+    [
+        (["--precision", "0"], "--precision", "must be > 0"),
+        (["--max-probes", "0"], "--max-probes", "must be >= 1"),
+        (["--quick", "--max-probes", "0"], "--max-probes", "must be >= 1"),
+    ],
+)
+def test_bad_capacity_flags(cli, tmp_path, unbuilt, unchanged, args, field, words):
+    text, repo = unbuilt
+    scenario, out = tmp_path / "scenario.toml", tmp_path / "capacity"
+    scenario.write_text(text)
+    with unchanged(repo):  # refused before any model is built
+        proc = cli(["capacity", scenario, "--out", out, *args], cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"perseus: command line: {field}: {words} (got 0)"], proc.stderr
+    assert not out.exists()
 
 
 def test_workers_refuse_the_embedded_strategy(bad_run):

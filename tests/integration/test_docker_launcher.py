@@ -5,6 +5,13 @@ checks are tested with no client on PATH, with the real client and an unreachabl
 is a client), and with the double's daemon down. Whole runs use tests/doubles/fake_docker.py, put on
 PATH as `docker`: it stands in for the Docker engine and runs the REAL bundled tritonserver as the
 "container", so perseus's docker argv, ports, log streaming and container removal are all exercised.
+
+What these tests do NOT check (README, "Never run for real"): no real Docker engine or NGC image has
+run them. The double drops ``--model-config-name=onnxruntime`` and serves each model's Python-backend
+config.pbtxt, so the native ``onnxruntime_onnx`` configs perseus renders are recorded and checked as
+text, but never loaded by Triton's onnxruntime backend: whether that backend accepts them, and how
+fast it serves, are unchecked. ``--gpus all``, the NVIDIA container toolkit, ``--shm-size``, the
+read-only mounts as a real container sees them and dockerd's own ``--rm`` are not exercised either.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from perseus import results
 from perseus.models.ensure import ensure_built
 from perseus.records import read_stream
 from perseus.scenario import DEFAULT_DOCKER_IMAGE
-from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
+from tests.conftest import REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes, unchanged_paths
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +179,9 @@ def assert_bad_input(proc: subprocess.CompletedProcess, scenario: Path, out: Pat
 # -- bad setups: exit 2, one line, nothing written -------------------------------------------------
 def test_no_docker_client(tmp_path: Path):
     scenario, out, marker = write_scenario(tmp_path, MODELS), tmp_path / "run", tmp_path / "tmp"
-    proc = run_cli(["run", scenario, "--out", out], cwd=tmp_path, tmpdir=marker, env={"PATH": path_without_docker()})
+    with unchanged_paths(MODELS):  # nothing built or rebuilt before the refusal
+        env = {"PATH": path_without_docker()}
+        proc = run_cli(["run", scenario, "--out", out], cwd=tmp_path, tmpdir=marker, env=env)
     reason = assert_bad_input(proc, scenario, out, marker)
     assert "docker client is not on PATH" in reason
     assert "install Docker" in reason and "launcher = 'local'" in reason  # the fix
@@ -181,12 +190,13 @@ def test_no_docker_client(tmp_path: Path):
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")
 def test_docker_daemon_unreachable(tmp_path: Path):
     scenario, out, marker = write_scenario(tmp_path, MODELS), tmp_path / "run", tmp_path / "tmp"
-    proc = run_cli(
-        ["run", scenario, "--out", out],
-        cwd=tmp_path,
-        tmpdir=marker,
-        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
-    )
+    with unchanged_paths(MODELS):
+        proc = run_cli(
+            ["run", scenario, "--out", out],
+            cwd=tmp_path,
+            tmpdir=marker,
+            env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+        )
     reason = assert_bad_input(proc, scenario, out, marker)
     assert "Docker daemon is not reachable" in reason
     assert "/nonexistent/docker.sock" in reason  # docker's own words
@@ -196,9 +206,10 @@ def test_docker_daemon_down_double(tmp_path: Path):
     """The same check where there is no docker client: the double answers as a client without daemon."""
     docker = make_docker(tmp_path)
     scenario, out, marker = write_scenario(tmp_path, MODELS), tmp_path / "run", tmp_path / "tmp"
-    proc = run_cli(
-        ["run", scenario, "--out", out], cwd=tmp_path, tmpdir=marker, env=docker.env(FAKE_DOCKER_DAEMON="down")
-    )
+    with unchanged_paths(MODELS):
+        proc = run_cli(
+            ["run", scenario, "--out", out], cwd=tmp_path, tmpdir=marker, env=docker.env(FAKE_DOCKER_DAEMON="down")
+        )
     reason = assert_bad_input(proc, scenario, out, marker)
     assert "Cannot connect to the Docker daemon" in reason
     assert [c[0] for c in docker.calls()] == ["version"]  # checked, nothing run
@@ -273,7 +284,10 @@ def test_docker_run_argv(docker_run: Run):
 
 
 def test_native_config_served(docker_run: Run):
-    """The config recorded is the native onnxruntime one, with the tenant's settings, on the CPU."""
+    """The config recorded is the native onnxruntime one, with the tenant's settings, on the CPU.
+
+    Recorded, not served: the docker double drops --model-config-name=onnxruntime (the bundled CPU
+    server has no onnxruntime backend), so no Triton has loaded this config; only its text is checked."""
     config = (docker_run.run_dir / "shared" / results.CONFIGS / f"{TENANT}.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config
     assert f'name: "{TENANT}"' in config

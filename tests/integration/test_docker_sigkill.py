@@ -2,6 +2,9 @@
 
 With no chance to run ``stop()``, the only way the container goes is the watchdog's ``docker rm -f``
 (perseus.children); ``--rm`` alone would leave a container that keeps running.
+
+Against the docker double only (tests/doubles/fake_docker.py): it checks that the watchdog calls
+``docker rm -f`` with the container's name, not how a real dockerd reacts to it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from perseus import run as runs
 from perseus.plan import plan
 from perseus.records import STREAM_SUFFIX, StreamWriter
 from perseus.scenario import parse
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import REPO_ROOT, run_cli, unchanged_paths
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +157,8 @@ def test_out_that_is_a_file_is_refused(tmp_path: Path):
     out = tmp_path / "taken"
     out.write_text("mine")
     marker = tmp_path / "TMPDIR"
-    proc = run_cli(["run", GOOD_FILE, "--out", out], cwd=tmp_path, tmpdir=marker)
+    with unchanged_paths(out, REPO_ROOT / "model_repository"):
+        proc = run_cli(["run", GOOD_FILE, "--out", out], cwd=tmp_path, tmpdir=marker)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1

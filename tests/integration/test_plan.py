@@ -110,8 +110,9 @@ def test_variants_and_capacity_from_other_hardware(planned):
         (["--from", "docs/samples/mixed"], "not a `perseus plan` folder"),
     ],
 )
-def test_bad_plan_flags_are_one_line_and_write_nothing(tmp_path, flags, message):
+def test_bad_plan_flags_are_one_line_and_write_nothing(tmp_path, flags, message, unchanged):
     out = tmp_path / "never"
-    proc = run_cli(["plan", "scenarios/smoke.toml", "--out", out, *flags], cwd=REPO_ROOT)
+    with unchanged(REPO_ROOT / "model_repository"):  # nothing built or rebuilt either
+        proc = run_cli(["plan", "scenarios/smoke.toml", "--out", out, *flags], cwd=REPO_ROOT)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -1,6 +1,8 @@
 """The remote launcher against a real tritonserver the test starts itself: checked, used, never stopped."""
 
+import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +80,40 @@ def test_run_against_a_remote_server_leaves_it_running(server, tmp_path):
     server_csv = pd.read_csv(out / "server.csv")
     assert {"vision", "series"} <= set(server_csv["tenant"])
     assert (server_csv.dropna(subset=["inferences_per_s"])["inferences_per_s"] > 0).any()
+    # Every scrape of a healthy server worked, so none is counted and the report warns of none.
+    assert (pd.read_csv(out / "deployments.csv")["failed_scrapes"] == 0).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all("failed_scrapes" not in d for d in manifest["deployments"].values())
+    assert "telemetry scrapes failed" not in (out / "report.md").read_text()
+
+
+def refusing_url() -> str:
+    """A loopback URL on which nothing listens: connecting is refused (the port was bound, then freed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def test_failed_metric_scrapes_are_counted_and_reported(server, tmp_path):
+    """A metrics endpoint that refuses every scrape, for real: each failure is counted in the manifest
+    and deployments.csv, and the report says which figures rest on missing scrapes."""
+    scenario = tmp_path / "remote.toml"
+    scenario.write_text(SCENARIO.format(url=server.url, metrics=refusing_url()))
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perseus.cli", "run", str(scenario), "--out", str(out), "--no-baselines"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    failed = json.loads((out / "manifest.json").read_text())["deployments"]["shared"]["failed_scrapes"]
+    # One scrape a second over 1 s of warm-up and 3 s measured; the statistics API answered throughout.
+    assert set(failed) == {"triton_metrics"} and failed["triton_metrics"] >= 3
+    deployments = pd.read_csv(out / "deployments.csv").set_index("deployment")
+    assert deployments.loc["shared", "failed_scrapes"] == failed["triton_metrics"]
+    report = (out / "report.md").read_text()
+    assert f"deployment shared: {failed['triton_metrics']} telemetry scrapes failed (Triton /metrics" in report
+    assert "the server breakdown (server.csv) rest on missing scrapes" in report
 
 
 def test_remote_problems_are_bad_input(server):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO_ROOT, cli_env, kill_ours, triton_processes
+from tests.conftest import REPO_ROOT, cli_env, kill_ours, triton_processes, unchanged_paths
 
 pytestmark = pytest.mark.integration
 
@@ -132,8 +132,9 @@ def test_sweep_interrupt_and_resume(tmp_path):
         assert "4 of 4 points committed" in text
 
         # 3. A different scenario (here: another duration) may not resume this folder.
-        refused = subprocess.run(_sweep_argv(scenario, "--out", out, "--duration", "1"), cwd=REPO_ROOT, env=env,
-                                 capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        with unchanged_paths(out, REPO_ROOT / "model_repository"):  # the folder refused is left as it was
+            refused = subprocess.run(_sweep_argv(scenario, "--out", out, "--duration", "1"), cwd=REPO_ROOT, env=env,
+                                     capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
         assert refused.returncode == 2
         assert "differs at run.duration_s" in refused.stderr and "Traceback" not in refused.stderr
     finally:
@@ -146,8 +147,9 @@ def test_sweep_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    proc = subprocess.run(_sweep_argv(scenario, "--out", other), cwd=REPO_ROOT, env=cli_env(tmp_path / "tmp"),
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    with unchanged_paths(other, REPO_ROOT / "model_repository"):
+        proc = subprocess.run(_sweep_argv(scenario, "--out", other), cwd=REPO_ROOT, env=cli_env(tmp_path / "tmp"),
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()

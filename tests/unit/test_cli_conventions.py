@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import REPO_ROOT, run_cli, unchanged_paths
 
 
 def test_version():
@@ -18,6 +18,7 @@ def test_report_of_a_missing_folder_says_so(tmp_path):
 def test_out_naming_a_file_says_so(tmp_path):
     target = tmp_path / "a-file"
     target.write_text("x")
-    proc = run_cli(["run", REPO_ROOT / "scenarios" / "smoke.toml", "--out", target])
+    with unchanged_paths(target, REPO_ROOT / "model_repository"):
+        proc = run_cli(["run", REPO_ROOT / "scenarios" / "smoke.toml", "--out", target])
     assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and target.read_text() == "x"

@@ -1,4 +1,7 @@
-"""The docker launcher without a daemon: the `docker run` argv, its mounts, the scenario's rules, native configs."""
+"""The docker launcher without a daemon: the `docker run` argv, its mounts, the scenario's rules, native configs.
+
+The native onnxruntime configs are checked as rendered text only: no Triton onnxruntime backend loads
+them here (README, "Never run for real")."""
 
 from __future__ import annotations
 

@@ -81,6 +81,20 @@ def test_mig_devices_are_sampled_and_unsupported_reads_skipped():
     m = rows_by_metric(sampler.drain())
     assert len(m["memory_used_bytes"]) == 3
     assert len(m["power_w"]) == 1  # MIG instances have no power reading
+    assert sampler.failures == 0  # a reading the device never supported is not a failed scrape
+
+
+def test_a_reading_that_worked_then_failed_is_counted():
+    fake = FakeNVML()
+    sampler = GpuSampler(time.perf_counter, nvml=fake)
+    fake.nvmlInit()
+    sampler._devices = sampler._discover()
+    sampler.sample()
+    fake.nvmlDeviceGetPowerUsage = lambda h: (_ for _ in ()).throw(fake.NVMLError("GPU is lost"))
+    sampler.sample()
+    sampler.sample()
+    assert sampler.failures == 2
+    assert len(rows_by_metric(sampler.drain())["power_w"]) == 1
 
 
 def test_thread_samples_at_its_period():

@@ -12,7 +12,7 @@ from perseus.analysis.stats import percentiles, sla_attainment, sla_latency
 from perseus.errors import InputError
 from perseus.ui import PASSWORD_ENV, USER_ENV, _deployment, credentials_for, is_loopback
 from perseus.ui.live import LiveStats, TenantInfo, load_text
-from tests.conftest import REPO_ROOT, cli_env
+from tests.conftest import REPO_ROOT, cli_env, unchanged_paths
 
 
 def record(tenant, done, latency_ms, ok=True, warmup=False):
@@ -103,15 +103,16 @@ def test_refuses_a_public_address_without_a_login(tmp_path):
     env.pop(PASSWORD_ENV, None)
     run_dir = tmp_path / "run"
     args = ["scenarios/smoke.toml", "--web-host", "0.0.0.0", "--out", str(run_dir)]
-    proc = subprocess.run(
-        [sys.executable, "-c", TINY_APP, "ui", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    with unchanged_paths(REPO_ROOT / "model_repository"):
+        proc = subprocess.run(
+            [sys.executable, "-c", TINY_APP, "ui", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
