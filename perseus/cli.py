@@ -111,10 +111,11 @@ def run(
 ) -> None:
     """Run the shared deployment and each tenant's solo baseline, then write the report.
 
-    The last line on stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
+    Prints the verdict and a per-tenant table (p50, p99, SLA, valid, $/1M) on stdout; the last line on
+    stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
     kept), 2 bad input, 130 interrupted.
     """
-    from perseus import checks, report
+    from perseus import checks, report, verdicts
     from perseus import run as runs
     from perseus.display import RunDisplay
     from perseus.plan import plan
@@ -139,8 +140,11 @@ def run(
             status = runs.execute(
                 ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers, display
             )
-        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+        summary = build_report(report.build, run_dir)
+        if summary is None and status == Status.COMPLETED:
             status = Status.FAILED
+        if summary is not None:
+            verdicts.show(verdicts.run_view(summary.rows, summary.comparison and summary.comparison.verdict))
         typer.echo(str(run_dir))
     raise exit_for(status)
 
@@ -194,7 +198,7 @@ def calibrate(
     p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (exact, Erlang/Crommelin). Also reports
     the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
     """
-    from perseus import checks, report
+    from perseus import checks, report, verdicts
     from perseus.calibration import run as calib
     from perseus.display import RunDisplay
 
@@ -204,9 +208,9 @@ def calibrate(
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)
         status = manifest.status
-        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+        if build_report(report.build, run_dir) is None and status == Status.COMPLETED:
             status = Status.FAILED
-        typer.echo(calib.markdown(table), err=True)
+        verdicts.show(verdicts.calibration_view(table))
         typer.echo(str(run_dir))
     raise exit_for(status)
 
@@ -235,7 +239,7 @@ def capacity(
     bisection. Writes capacity.csv, probes.csv, interference.csv, capacity.md and the co-location
     figure (shared capacity vs the linear baseline between solo capacities).
     """
-    from perseus import checks
+    from perseus import checks, verdicts
     from perseus.capacity import report as cap_report
     from perseus.capacity import run as cap
     from perseus.display import RunDisplay
@@ -255,8 +259,8 @@ def capacity(
         settings = cap.Settings(precision=precision, max_probes=max_probes, interference=interference)
         with RunDisplay(0) as display:
             manifest, outcome = cap.execute(ready, settings, run_dir, command_line(), display)
-        text = cap_report.write(run_dir, outcome, ready.scenario, ready.price)
-        typer.echo(text, err=True)
+        caps = cap_report.write(run_dir, outcome, ready.scenario, ready.price)
+        verdicts.show(verdicts.capacity_view(caps.table, caps.verdict))
         typer.echo(str(run_dir))
     raise exit_for(manifest.status)
 
@@ -281,7 +285,7 @@ def report_cmd(
         capacity_csv = checks.check_capacity(capacity)
         if capacity_csv is not None:
             shutil.copyfile(capacity_csv, run_dir / results.CAPACITY_CSV)
-        if not build_report(report.build, run_dir):
+        if build_report(report.build, run_dir) is None:
             raise typer.Exit(1)
         typer.echo(str(run_dir / results.REPORT_HTML))
 

@@ -206,7 +206,7 @@ def markdown(result: an.SweepAnalysis, *, scenario: str, sampling: str, total: i
         "divided by its completed inferences.",
         "",
     ]
-    best = an.cheapest_meeting_slas(table, result.percentile)
+    best = result.best
     if best is not None:
         settings = ", ".join(f"{an.factor_label(k)}={an.level_label(best[k])}" for k in result.factor_keys)
         lines.append(

@@ -92,6 +92,15 @@ def test_exit_code_and_last_line(smoke):
     assert "Traceback" not in smoke.proc.stderr
 
 
+def test_the_verdict_is_printed_before_the_run_folder(smoke):
+    lines = smoke.proc.stdout.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("deployment"))
+    assert lines[header].split()[:2] == ["deployment", "tenant"] and "$/1M" in lines[header]
+    summary = pd.read_csv(smoke.run_dir / results.SUMMARY_CSV)
+    shown = [line.split()[:2] for line in lines[header + 1 : header + 1 + len(summary)]]
+    assert shown == summary[["deployment", "tenant"]].values.tolist()
+
+
 def test_manifest(smoke):
     m = results.read_manifest(smoke.run_dir)
     assert m["status"] == "completed"
