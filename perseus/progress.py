@@ -22,7 +22,9 @@ class Progress(Protocol):
     def update(
         self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads: Sequence[Any]
     ) -> None:
-        """``loads``: the tenants' live counters (``perseus.load.engine.TenantLoad``)."""
+        """``now_s`` seconds into ``phase``, which lasts ``duration_s`` ("warm-up": the warm-up's length;
+        "measuring" and "draining": the measured duration). ``loads``: the tenants' live counters
+        (``perseus.load.engine.TenantLoad``)."""
         ...
 
 

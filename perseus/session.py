@@ -67,6 +67,16 @@ def phase_of(now_s: float, duration_s: float) -> str:
     return "warm-up" if now_s < 0 else ("measuring" if now_s < duration_s else "draining")
 
 
+def phase_clock(now_s: float, warmup_s: float, duration_s: float) -> tuple[str, float, float]:
+    """(phase, seconds into it, its length) for the display. The warm-up runs from ``-warmup_s`` to 0 on the
+    measurement's clock, so it reads "warm-up 0.4/1 s", not "0.0/3 s" (the measured duration); the drain
+    after the measurement has no fixed length and keeps the measurement's clock ("draining 3.2/3 s")."""
+    phase = phase_of(now_s, duration_s)
+    if phase == "warm-up":
+        return phase, max(0.0, warmup_s + now_s), warmup_s
+    return phase, now_s, duration_s
+
+
 class DeploymentSession:
     """A deployment's server, record streams, load and telemetry, from ``open`` to ``close``."""
 
@@ -168,8 +178,8 @@ class DeploymentSession:
             self._next_flush = now + RECORD_FLUSH_PERIOD_S
             self.recorder.flush()
             self.telemetry.flush()
-        duration = self.scenario.run.duration_s
-        self.progress.update(self.index, self.deployment.name, phase_of(now, duration), now, duration, run.tenants)
+        phase, elapsed, total = phase_clock(now, self.scenario.run.warmup_s, self.scenario.run.duration_s)
+        self.progress.update(self.index, self.deployment.name, phase, elapsed, total, run.tenants)
 
     def measure(self, check: Callable[[], None]) -> None:
         """Run the load to its end, ticking; ``check`` is called on every tick (it may raise an interrupt)."""

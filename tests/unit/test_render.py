@@ -236,22 +236,3 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
 )
 def test_formatting(fn, value, text):
     assert fn(value) == text
-
-
-def test_the_progress_display_ends_its_last_line_off_a_terminal():
-    import io
-
-    from rich.console import Console
-
-    from perseus.display import RunDisplay
-
-    out = io.StringIO()
-
-    class Load:
-        tenant, model, arrival, open_loop = "a", "m", "poisson", True
-        sent = done = measured_done = 5
-        errors = concurrency = 0
-
-    with RunDisplay(1, Console(file=out, force_terminal=False, width=100)) as display:
-        display.update(1, "shared", "measuring", 1.0, 2.0, [Load()])
-    assert out.getvalue().endswith("┘\n")  # `tail -1` of a merged log is then the run folder
