@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from perseus import __version__, results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
@@ -16,6 +17,19 @@ from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command
 from perseus.ui import ui_command
+
+
+def _no_type_for_flags(display_type_rich):
+    """Typer's rich help prints a "<bool>" type beside every flag (--quick, --help), as if it took a value;
+    a flag takes none, so its type column is left empty (plain click help already does so)."""
+
+    def display(self, ctx):
+        return None if self.is_flag or self.count else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags(typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(
     help="Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars.",
@@ -181,9 +195,15 @@ def calibrate(
     out: Annotated[
         Path | None, typer.Option(help="Run folder to create. Default: results/calibration-<UTC time>/.")
     ] = None,
-    service_ms: Annotated[float, typer.Option(help="Deterministic service time of the calibration model.")] = 10.0,
+    service_ms: Annotated[
+        float, typer.Option(help="Milliseconds the calibration model busy-waits per request (its fixed service time).")
+    ] = 10.0,
     rho: Annotated[
-        list[float] | None, typer.Option(help="Utilisation to test; repeat for several. Default 0.5, 0.8.")
+        list[float] | None,
+        typer.Option(
+            help="Utilisation to test: arrival rate x service time, below 1 (0.8: the server busy 80% of the "
+            "time). Repeat for several. Default 0.5 and 0.8."
+        ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Measured seconds per utilisation.")] = 60.0,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds per utilisation.")] = 5.0,
@@ -227,7 +247,13 @@ def capacity(
     warmup: Annotated[float | None, typer.Option(help="Warm-up seconds per probe (overrides run.warmup_s).")] = None,
     precision: Annotated[float, typer.Option(help="Stop bisecting when the bracket is this narrow (relative).")] = 0.1,
     max_probes: Annotated[int, typer.Option(help="Most probes per search.")] = 14,
-    interference: Annotated[bool, typer.Option(help="Also run every tenant pair at the scenario's rates.")] = True,
+    interference: Annotated[
+        bool,
+        typer.Option(
+            help="Also run every tenant pair at the scenario's rates, to measure how much each one slows the other "
+            "(interference.csv)."
+        ),
+    ] = True,
     quick: Annotated[
         bool, typer.Option(help="3 s probes, 25% precision, at most 4 probes per search: checks the machinery.")
     ] = False,
@@ -325,7 +351,8 @@ app.command("ui")(ui_command)
 def main() -> None:
     # Installed first thing, so a SIGTERM at any moment (even during imports) stops in order, exit 130.
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
-    app()
+    # Named as installed, also under `python -m perseus.cli`, so the usage lines read as the user types them.
+    app(prog_name="perseus")
 
 
 if __name__ == "__main__":
