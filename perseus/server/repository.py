@@ -19,7 +19,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from perseus.errors import InputError
+from perseus.errors import InputError, did_you_mean
 from perseus.scenario import Scenario, Tenant
 
 CONFIG = "config.pbtxt"
@@ -59,7 +59,8 @@ def check_models(scenario: Scenario, repository: Path, source: str) -> None:
             raise InputError(
                 source,
                 f"tenants[{i}].model",
-                f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})",
+                f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})"
+                + did_you_mean(tenant.model, available),
             )
         config = read_config(model_dir / CONFIG)
         if config.name and config.name != tenant.model:

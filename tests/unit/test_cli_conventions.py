@@ -37,3 +37,15 @@ def test_flags_show_no_type_placeholder():
     flag = next(line for line in run_help.splitlines() if "--no-baselines" in line)
     assert "<" not in flag.split("Skip")[0]
     assert "<float>" in next(line for line in run_help.splitlines() if "--duration" in line)
+
+
+def test_a_misspelt_name_gets_the_closest_one(tmp_path):
+    proc = run_cli(["ui", REPO_ROOT / "scenarios" / "smoke.toml", "--deployment", "sharde", "--out", tmp_path / "r"])
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.strip().endswith("did you mean 'shared'?") and not (tmp_path / "r").exists()
+    scenario = tmp_path / "s.toml"
+    text = (REPO_ROOT / "scenarios" / "smoke.toml").read_text().replace("sla_ms", "sla_msec", 1)
+    scenario.write_text(text.replace('"../model_repository"', f'"{REPO_ROOT / "model_repository"}"'))
+    proc = run_cli(["run", scenario, "--out", tmp_path / "r"])
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("unknown key; did you mean 'sla_ms'?")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
