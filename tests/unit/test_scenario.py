@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import tomllib
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perseus.checks import check_price
+from perseus.checks import check_price, prepare
 from perseus.errors import InputError, did_you_mean
 from perseus.scenario import Scenario, load, parse, with_overrides
 from perseus.server.repository import check_models
@@ -410,3 +411,23 @@ def test_did_you_mean_only_when_a_name_is_close():
     assert did_you_mean("g4dn.xlarg", ["g5.xlarge", "g4dn.xlarge"]) == "; did you mean 'g4dn.xlarge'?"
     assert did_you_mean("zzz", ["resnet", "bert"]) == ""
     assert did_you_mean("a", []) == ""
+
+
+def test_relative_paths_resolve_from_the_scenario_files_folder(tmp_path, monkeypatch):
+    """As the README says: a copy of smoke.toml elsewhere looks for ../model_repository beside itself."""
+    smoke = (REPO_ROOT / "scenarios" / "smoke.toml").read_text(encoding="utf-8")
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    copied = elsewhere / "smoke.toml"
+    copied.write_text(smoke, encoding="utf-8")
+    # From scenarios/, "../model_repository" relative to the current directory would exist: it must not be used.
+    monkeypatch.chdir(REPO_ROOT / "scenarios")
+    with pytest.raises(InputError) as info:
+        prepare(copied)
+    assert info.value.field == "server.model_repository"
+    assert info.value.reason == f"no such directory: {tmp_path / 'a' / 'model_repository'}"
+    # The same file with the path written from its own folder is accepted, whatever the current directory.
+    relative = os.path.relpath(REPO_ROOT / "model_repository", elsewhere)
+    copied.write_text(smoke.replace('"../model_repository"', f'"{relative}"'), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert prepare(copied).repository == (REPO_ROOT / "model_repository").resolve()
