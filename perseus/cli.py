@@ -158,7 +158,8 @@ def run(
         if summary is None and status == Status.COMPLETED:
             status = Status.FAILED
         if summary is not None:
-            verdicts.show(verdicts.run_view(summary.rows, summary.comparison and summary.comparison.verdict))
+            verdict = summary.comparison.verdict if summary.comparison else summary.no_comparison
+            verdicts.show(verdicts.run_view(summary.rows, verdict))
         typer.echo(str(run_dir))
     raise exit_for(status)
 

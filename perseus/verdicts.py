@@ -44,9 +44,10 @@ def _view(
     return Group(Text(headline, style="bold"), table, *(Text(n) for n in notes))
 
 
-def run_view(rows: pd.DataFrame, verdict: str | None) -> Group:
-    """``perseus run``: ``Summary.rows`` (summary.csv) and ``Summary.comparison.verdict`` (None: no comparison)."""
-    headline = verdict or "no shared-vs-dedicated verdict (single tenant, baselines off, or a deployment missing)"
+def run_view(rows: pd.DataFrame, verdict: str) -> Group:
+    """``perseus run``: ``Summary.rows`` (summary.csv) and the verdict: ``Summary.comparison.verdict``, or
+    ``Summary.no_comparison`` (why there is none) without a comparison."""
+    headline = verdict
     body = [
         [
             str(r.deployment),

@@ -77,7 +77,7 @@ def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str
     lines = ["# perseus capacity", "", f"**{caps.verdict}**", ""]
     if not math.isnan(caps.shared_cost_per_million_usd):
         lines += [
-            f"- Cost per million inferences at capacity ({instance}, ${usd_per_hour:.4g}/h): shared "
+            f"- Cost per million requests at capacity ({instance}, ${usd_per_hour:.4g}/h): shared "
             f"${caps.shared_cost_per_million_usd:.4g}"
             + (f" vs dedicated ${caps.solo_cost_per_million_usd:.4g}" if not math.isnan(caps.savings) else ""),
             "",

@@ -7,6 +7,7 @@
 const fs = require("fs");
 const path = require("path");
 const { chromium } = require("playwright-core");
+const { overflowing, pageOverflow } = require("./layout");
 
 const CHROMIUM = process.env.PERSEUS_CHROMIUM || "/usr/bin/chromium";
 // Without the background-networking flags Chromium keeps dialling Google on this closed network.
@@ -125,6 +126,9 @@ async function main() {
     for (const tenant of tenants) {
       if (!result.reportText.includes(tenant)) throw new Error(`the report does not name tenant ${tenant}`);
     }
+    // At 1,400 px no table of the report scrolls sideways, nor the page.
+    await page.setViewportSize({ width: 1400, height: 900 });
+    result.reportOverflow = { tables: await overflowing(page), page: await pageOverflow(page) };
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

@@ -31,12 +31,6 @@ def test_run_view_shows_the_verdict_and_each_tenant():
     assert f"shared/a: {row.verdict}" in text and row.verdict.startswith("INVALID")
 
 
-def test_run_view_without_a_comparison_says_why():
-    _, summary = make_run()
-    text = _text(verdicts.run_view(summary.rows, None))
-    assert text.startswith("no shared-vs-dedicated verdict")
-
-
 def test_calibration_view_fails_when_one_check_fails():
     table = pd.DataFrame(
         {
