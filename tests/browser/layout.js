@@ -11,7 +11,10 @@ async function overflowing(page, selector = "table") {
         // A table in a scrolling box overflows when the box scrolls; a bare one when it is wider than the page.
         const width = box.scrollWidth > box.clientWidth + 1 ? box.scrollWidth : t.getBoundingClientRect().right;
         const limit = box.scrollWidth > box.clientWidth + 1 ? box.clientWidth : document.documentElement.clientWidth;
-        return { id: t.id || t.className || t.tagName, width: Math.round(width), limit: Math.round(limit) };
+        let heading = t.previousElementSibling || box.previousElementSibling;
+        while (heading && !/^H[1-4]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+        const id = t.id || (heading ? heading.textContent.trim() : t.className || t.tagName);
+        return { id, width: Math.round(width), limit: Math.round(limit) };
       })
       .filter((t) => t.width > t.limit + 1),
   );
