@@ -97,7 +97,6 @@ class LiveStats:
             )
         return out
 
-
     def series(self, now_s: float, duration_s: float = math.inf) -> list[dict]:
         """Per tenant, its SLA, target rate and one point per ``WINDOW_S`` of measured completions: the
         window's end ``t`` (s), p50 and p99 (ms) of the requests completed in it, and their rate (req/s).

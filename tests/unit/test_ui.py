@@ -120,7 +120,8 @@ def test_refuses_a_public_address_without_a_login(tmp_path):
 
 
 def test_live_series_one_point_per_ten_seconds_with_the_window_in_progress():
-    live = LiveStats([TenantInfo("a", "m", 100.0, 99.0, "constant 2/s", 2.0), TenantInfo("b", "m", 9.0, 95.0, "closed x1")])
+    tenants = [TenantInfo("a", "m", 100.0, 99.0, "constant 2/s", 2.0), TenantInfo("b", "m", 9.0, 95.0, "closed x1")]
+    live = LiveStats(tenants)
     for i in range(50):  # 2 per second for 25 s: 10 ms for the first 10 s, then 40 ms
         t = i / 2
         live.add(record("a", t, 10.0 if t < 10 else 40.0, ok=i != 30))
