@@ -4,6 +4,7 @@ every file of the results folder. One smoke run is shared by the module (it take
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -222,6 +223,12 @@ def test_nothing_left_behind(smoke, tritons):
     assert list(smoke.run_dir.rglob("*.arrows")) == []
     assert list(smoke.run_dir.rglob("*.tmp")) == []
     assert list(smoke.marker.glob("perseus-*")) == []  # rendered repositories and backend folders removed
+
+
+def test_what_holds_the_users_input_is_owner_only(smoke):
+    """manifest.json and scenario.toml are 0600 on purpose (docs/results.md, "File modes")."""
+    for name in (results.MANIFEST, results.SCENARIO_COPY):
+        assert stat.S_IMODE((smoke.run_dir / name).stat().st_mode) == 0o600, name
 
 
 def test_no_secret_in_the_run_folder(smoke):
