@@ -23,7 +23,7 @@ from perseus.load.engine import LoadRun
 from perseus.load.shards import make_plan
 from perseus.manifest import INTERRUPTED_REASON, Status
 from perseus.plan import Deployment
-from perseus.progress import Progress
+from perseus.progress import Progress, phase_clock
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
 from perseus.server.factory import server_for
@@ -61,20 +61,6 @@ class Outcome:
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
-
-
-def phase_of(now_s: float, duration_s: float) -> str:
-    return "warm-up" if now_s < 0 else ("measuring" if now_s < duration_s else "draining")
-
-
-def phase_clock(now_s: float, warmup_s: float, duration_s: float) -> tuple[str, float, float]:
-    """(phase, seconds into it, its length) for the display. The warm-up runs from ``-warmup_s`` to 0 on the
-    measurement's clock, so it reads "warm-up 0.4/1 s", not "0.0/3 s" (the measured duration); the drain
-    after the measurement has no fixed length and keeps the measurement's clock ("draining 3.2/3 s")."""
-    phase = phase_of(now_s, duration_s)
-    if phase == "warm-up":
-        return phase, max(0.0, warmup_s + now_s), warmup_s
-    return phase, now_s, duration_s
 
 
 class DeploymentSession:

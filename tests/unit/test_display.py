@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from perseus.display import PLAIN_PERIOD_S, RunDisplay
-from perseus.session import phase_clock
+from perseus.progress import phase_clock
 
 
 class Load:
