@@ -1,5 +1,5 @@
 """The progress display, on stderr so stdout's last line stays the run folder: a live table (rich) on a
-terminal; off one (CI, nohup, a pipe), a plain line per deployment every 10 s.
+terminal; off one (CI, nohup, a pipe), a plain line per deployment at each phase and every 10 s.
 
 It implements ``perseus.progress.Progress``; the commands create it and hand it to the core.
 """
@@ -27,6 +27,7 @@ class RunDisplay:
         self.clock = clock
         self._live: Live | None = None
         self._plain_due: dict[int, float] = {}  # deployment index -> when its next plain line is due
+        self._plain_phase: dict[int, str] = {}  # deployment index -> the phase of its last plain line
 
     def __enter__(self) -> RunDisplay:
         if self.console.is_terminal:
@@ -71,11 +72,12 @@ class RunDisplay:
         self._live.update(table, refresh=True)
 
     def _plain(self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads) -> None:
-        """A deployment's first tick, then one line every ``PLAIN_PERIOD_S`` (not one per tick)."""
+        """A line when a deployment enters a phase (warm-up, measuring, draining), then one every
+        ``PLAIN_PERIOD_S`` (not one per tick)."""
         now = self.clock()
-        if now < self._plain_due.get(index, float("-inf")):
+        if now < self._plain_due.get(index, float("-inf")) and self._plain_phase.get(index) == phase:
             return
-        self._plain_due[index] = now + PLAIN_PERIOD_S
+        self._plain_due[index], self._plain_phase[index] = now + PLAIN_PERIOD_S, phase
         sent, done, errors = (sum(getattr(load, k) for load in loads) for k in ("sent", "done", "errors"))
         self.console.print(
             f"[{self.position(index)}] {deployment}: {phase} {max(now_s, 0):.1f}/{duration_s:g} s, "

@@ -23,7 +23,7 @@ class Clock:
         return self.t
 
 
-def test_off_a_terminal_one_plain_line_every_ten_seconds():
+def test_off_a_terminal_a_plain_line_at_each_phase_and_every_ten_seconds():
     out, clock = io.StringIO(), Clock()
     with RunDisplay(2, Console(file=out, force_terminal=False, width=100), clock=clock) as display:
         for step in range(30):  # 3 s of ticks every 0.1 s: one line
@@ -31,11 +31,14 @@ def test_off_a_terminal_one_plain_line_every_ten_seconds():
             display.update(1, "shared", "measuring", step * 0.1, 30.0, [Load(), Load()])
         clock.t = 100.0 + PLAIN_PERIOD_S
         display.update(1, "shared", "measuring", 10.0, 30.0, [Load(), Load()])
-        display.update(2, "solo-a", "warm-up", 0.5, 1.0, [Load()])  # a new deployment: its line at once
+        clock.t += 1.0
+        display.update(1, "shared", "draining", 30.5, 30.0, [Load(), Load()])  # a new phase: at once
+        display.update(2, "solo-a", "warm-up", 0.5, 1.0, [Load()])  # a new deployment: at once
     lines = out.getvalue().splitlines()
     assert lines == [
         "[1/2] shared: measuring 0.0/30 s, sent 14, done 10, errors 2",
         "[1/2] shared: measuring 10.0/30 s, sent 14, done 10, errors 2",
+        "[1/2] shared: draining 30.5/30 s, sent 14, done 10, errors 2",
         "[2/2] solo-a: warm-up 0.5/1 s, sent 7, done 5, errors 1",
     ]
     assert out.getvalue().endswith("\n")  # `tail -1` of a merged log is then the run folder
