@@ -14,7 +14,7 @@ from pathlib import Path
 
 from perseus import results
 from perseus import scenario as scenario_mod
-from perseus.errors import InputError
+from perseus.errors import InputError, did_you_mean
 from perseus.load.embedded import onnx_file
 from perseus.models.ensure import ensure_built
 from perseus.pricing.catalog import Price, known, lookup
@@ -41,7 +41,8 @@ def check_price(scenario: Scenario, source: str, instance: str | None = None, fi
         raise InputError(
             source,
             field,
-            f"'{instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})",
+            f"'{instance}' is not in the bundled catalog for {p.provider} {p.region} {p.market} (known: {options})"
+            + did_you_mean(instance, known(p.provider, p.region, p.market)),
         )
     return price
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from perseus import __version__, results
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
@@ -16,6 +17,19 @@ from perseus.packing.cli import plan_command
 from perseus.pricing.cli import app as prices_app
 from perseus.sweep.cli import sweep_command
 from perseus.ui import ui_command
+
+
+def _no_type_for_flags(display_type_rich):
+    """Typer's rich help prints a "<bool>" type beside every flag (--quick, --help), as if it took a value;
+    a flag takes none, so its type column is left empty (plain click help already does so)."""
+
+    def display(self, ctx):
+        return None if self.is_flag or self.count else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags(typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(
     help="Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars.",
@@ -111,10 +125,11 @@ def run(
 ) -> None:
     """Run the shared deployment and each tenant's solo baseline, then write the report.
 
-    The last line on stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
+    Prints the verdict and a per-tenant table (p50, p99, SLA, valid, $/1M) on stdout; the last line on
+    stdout is the run folder. Exit codes: 0 done, 1 run failed (partial results
     kept), 2 bad input, 130 interrupted.
     """
-    from perseus import checks, report
+    from perseus import checks, report, verdicts
     from perseus import run as runs
     from perseus.display import RunDisplay
     from perseus.plan import plan
@@ -144,8 +159,12 @@ def run(
             status = runs.execute(
                 ready.scenario, deployments, ready.repository, run_dir, manifest, ready.use_gpu, load_workers, display
             )
-        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+        summary = build_report(report.build, run_dir)
+        if summary is None and status == Status.COMPLETED:
             status = Status.FAILED
+        if summary is not None:
+            verdict = summary.comparison.verdict if summary.comparison else summary.no_comparison
+            verdicts.show(verdicts.run_view(summary.rows, verdict))
         typer.echo(str(run_dir))
     raise exit_for(status)
 
@@ -182,9 +201,15 @@ def calibrate(
     out: Annotated[
         Path | None, typer.Option(help="Run folder to create. Default: results/calibration-<UTC time>/.")
     ] = None,
-    service_ms: Annotated[float, typer.Option(help="Deterministic service time of the calibration model.")] = 10.0,
+    service_ms: Annotated[
+        float, typer.Option(help="Milliseconds the calibration model busy-waits per request (its fixed service time).")
+    ] = 10.0,
     rho: Annotated[
-        list[float] | None, typer.Option(help="Utilisation to test; repeat for several. Default 0.5, 0.8.")
+        list[float] | None,
+        typer.Option(
+            help="Utilisation to test: arrival rate x service time, below 1 (0.8: the server busy 80% of the "
+            "time). Repeat for several. Default 0.5 and 0.8."
+        ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Measured seconds per utilisation.")] = 60.0,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds per utilisation.")] = 5.0,
@@ -199,7 +224,7 @@ def calibrate(
     p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (exact, Erlang/Crommelin). Also reports
     the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
     """
-    from perseus import checks, report
+    from perseus import checks, report, verdicts
     from perseus.calibration import run as calib
     from perseus.display import RunDisplay
 
@@ -209,9 +234,9 @@ def calibrate(
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)
         status = manifest.status
-        if not build_report(report.build, run_dir) and status == Status.COMPLETED:
+        if build_report(report.build, run_dir) is None and status == Status.COMPLETED:
             status = Status.FAILED
-        typer.echo(calib.markdown(table), err=True)
+        verdicts.show(verdicts.calibration_view(table))
         typer.echo(str(run_dir))
     raise exit_for(status)
 
@@ -228,7 +253,13 @@ def capacity(
     warmup: Annotated[float | None, typer.Option(help="Warm-up seconds per probe (overrides run.warmup_s).")] = None,
     precision: Annotated[float, typer.Option(help="Stop bisecting when the bracket is this narrow (relative).")] = 0.1,
     max_probes: Annotated[int, typer.Option(help="Most probes per search.")] = 14,
-    interference: Annotated[bool, typer.Option(help="Also run every tenant pair at the scenario's rates.")] = True,
+    interference: Annotated[
+        bool,
+        typer.Option(
+            help="Also run every tenant pair at the scenario's rates, to measure how much each one slows the other "
+            "(interference.csv)."
+        ),
+    ] = True,
     quick: Annotated[
         bool, typer.Option(help="3 s probes, 25% precision, at most 4 probes per search: checks the machinery.")
     ] = False,
@@ -240,7 +271,7 @@ def capacity(
     bisection. Writes capacity.csv, probes.csv, interference.csv, capacity.md and the co-location
     figure (shared capacity vs the linear baseline between solo capacities).
     """
-    from perseus import checks
+    from perseus import checks, verdicts
     from perseus.capacity import report as cap_report
     from perseus.capacity import run as cap
     from perseus.display import RunDisplay
@@ -261,8 +292,8 @@ def capacity(
         settings = cap.Settings(precision=precision, max_probes=max_probes, interference=interference)
         with RunDisplay(0) as display:
             manifest, outcome = cap.execute(ready, settings, run_dir, command_line(), display)
-        text = cap_report.write(run_dir, outcome, ready.scenario, ready.price)
-        typer.echo(text, err=True)
+        caps = cap_report.write(run_dir, outcome, ready.scenario, ready.price)
+        verdicts.show(verdicts.capacity_view(caps.table, caps.verdict))
         typer.echo(str(run_dir))
     raise exit_for(manifest.status)
 
@@ -287,7 +318,7 @@ def report_cmd(
         capacity_csv = checks.check_capacity(capacity)
         if capacity_csv is not None:
             shutil.copyfile(capacity_csv, run_dir / results.CAPACITY_CSV)
-        if not build_report(report.build, run_dir):
+        if build_report(report.build, run_dir) is None:
             raise typer.Exit(1)
         typer.echo(str(run_dir / results.REPORT_HTML))
 
@@ -327,7 +358,8 @@ app.command("ui")(ui_command)
 def main() -> None:
     # Installed first thing, so a SIGTERM at any moment (even during imports) stops in order, exit 130.
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
-    app()
+    # Named as installed, also under `python -m perseus.cli`, so the usage lines read as the user types them.
+    app(prog_name="perseus")
 
 
 if __name__ == "__main__":

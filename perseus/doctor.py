@@ -7,9 +7,11 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
+from rich.console import Console
 from rich.table import Table
 
-from perseus.display import console
+# On stdout, so `perseus doctor | less` and `perseus doctor > report.txt` hold the table.
+console = Console()
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # works, but something a user may need is missing (not a problem: exit 0)
 
 
 def _version(name: str) -> str | None:
@@ -67,7 +70,8 @@ def check_gpu(found: list[dict], note: str | None) -> Check:
         names = ", ".join(f"{g['name']} ({g['memory_gb']} GiB)" for g in found)
         return Check("gpu", True, f"{names}; driver {found[0]['driver']}")
     # No GPU is a valid setup (CPU runs), so this is information, not a problem.
-    return Check("gpu", True, f"no GPU: {note}")
+    # The note already says "no NVIDIA GPU: ..." when NVML is there without a GPU; say "no GPU" once.
+    return Check("gpu", True, note if note and note.lower().startswith("no ") else f"no GPU: {note}")
 
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -125,7 +129,7 @@ def check_docker() -> Check:
     if version is not None:
         return Check("docker", True, f"{client}, daemon {version} (for launcher = 'docker': {DEFAULT_DOCKER_IMAGE})")
     fix = "install Docker" if client is None else "start the Docker daemon, or check DOCKER_HOST"
-    return Check("docker", True, f"{problem}; needed only for launcher = 'docker'", fix)
+    return Check("docker", True, f"{problem}; needed only for launcher = 'docker'", fix, warn=True)
 
 
 def checks() -> list[Check]:
@@ -143,11 +147,22 @@ def checks() -> list[Check]:
     ]
 
 
-def render(results: list[Check]) -> list[Check]:
+def status(check: Check) -> str:
+    """ "problem" (exit 1), "warn" (works, something optional is missing) or "ok"."""
+    return "problem" if not check.ok else ("warn" if check.warn else "ok")
+
+
+STYLE = {"ok": "green", "warn": "yellow", "problem": "red"}
+
+
+def render(results: list[Check], out: Console | None = None) -> list[Check]:
+    """The table on stdout; returns the problems."""
     table = Table(title="perseus doctor")
     for col in ("check", "status", "detail", "fix"):
-        table.add_column(col)
+        # Fold, not cut: a path in the detail must stay whole to be of use.
+        table.add_column(col, overflow="fold")
     for c in results:
-        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]problem[/]", c.detail, c.fix)
-    console.print(table)
+        word = status(c)
+        table.add_row(c.name, f"[{STYLE[word]}]{word}[/]", c.detail, c.fix)
+    (out or console).print(table)
     return [c for c in results if not c.ok]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class PerseusError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with."""
@@ -18,6 +21,13 @@ class InputError(PerseusError):
         self.source, self.field, self.reason = str(source), field, reason
         where = f"{self.source}: {field}" if field else self.source
         super().__init__(f"{where}: {reason}")
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the known name closest to a misspelt ``word`` (difflib's ratio of at
+    least 0.6, its default cutoff), or "" when none is close: appended to an InputError's reason."""
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 class ServerError(PerseusError):

@@ -11,11 +11,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
 from perseus.errors import PerseusError
 from perseus.kinds import Status
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,13 +54,13 @@ def errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def build_report(build: Callable[[Path], object], run_dir: Path) -> bool:
-    """Write the report; a bug in the analysis must not cost the measurements, which are on disk."""
+def build_report(build: Callable[[Path], T], run_dir: Path) -> T | None:
+    """Write the report and return what ``build`` returns (the Summary), or None when it failed: a bug in
+    the analysis must not cost the measurements, which are on disk."""
     try:
-        build(run_dir)
-        return True
+        return build(run_dir)
     except Exception as exc:
         typer.echo(
             f"perseus: the measurements in {run_dir} are kept, but building the report failed: {exc!r}", err=True
         )
-        return False
+        return None

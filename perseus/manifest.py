@@ -20,7 +20,8 @@ from perseus import results
 from perseus.kinds import DeploymentKind, Status
 from perseus.plan import Deployment
 
-INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+# The status says "interrupted"; the reason says how, without the word again ("interrupted: stopped by ...").
+INTERRUPTED_REASON = "stopped by Ctrl-C or SIGTERM"
 RESUME_VERSIONS = ("perseus", "tritonserver", "onnxruntime")  # a resumed folder must match these
 
 

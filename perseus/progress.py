@@ -22,7 +22,9 @@ class Progress(Protocol):
     def update(
         self, index: int, deployment: str, phase: str, now_s: float, duration_s: float, loads: Sequence[Any]
     ) -> None:
-        """``loads``: the tenants' live counters (``perseus.load.engine.TenantLoad``)."""
+        """``now_s`` seconds into ``phase``, which lasts ``duration_s`` ("warm-up": the warm-up's length;
+        "measuring" and "draining": the measured duration). ``loads``: the tenants' live counters
+        (``perseus.load.engine.TenantLoad``)."""
         ...
 
 
@@ -37,3 +39,17 @@ class Quiet:
 
     def update(self, *args, **kwargs) -> None:
         pass
+
+
+def phase_of(now_s: float, duration_s: float) -> str:
+    return "warm-up" if now_s < 0 else ("measuring" if now_s < duration_s else "draining")
+
+
+def phase_clock(now_s: float, warmup_s: float, duration_s: float) -> tuple[str, float, float]:
+    """(phase, seconds into it, its length) for the display. The warm-up runs from ``-warmup_s`` to 0 on the
+    measurement's clock, so it reads "warm-up 0.4/1 s", not "0.0/3 s" (the measured duration); the drain
+    after the measurement has no fixed length and keeps the measurement's clock ("draining 3.2/3 s")."""
+    phase = phase_of(now_s, duration_s)
+    if phase == "warm-up":
+        return phase, max(0.0, warmup_s + now_s), warmup_s
+    return phase, now_s, duration_s

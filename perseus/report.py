@@ -184,6 +184,9 @@ def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) ->
         telemetry=folder.telemetry,
         pipelines=read_pipelines(run_dir, folder.deployments),
         capacity=read_capacity(run_dir),
+        not_started=[
+            n for n, d in folder.manifest.deployments.items() if not d.measured and n not in folder.deployments
+        ],
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -80,14 +81,30 @@ def json_value(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+# Owner-only, on purpose, for what holds the user's input as typed: the manifest (the command line and the
+# scenario as requested and as effective, e.g. a remote server's URL), the scenario copy and the JSON
+# records beside them (sweep points, plan probes). Such text can carry a credential a user put in a URL
+# or a header. The measurements, tables, plots and reports (0644 under the usual umask) hold none of it.
+PRIVATE_MODE = 0o600
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write-then-rename, so a crash never leaves a half-written manifest."""
+    """Write-then-rename, so a crash never leaves a half-written manifest; the file is ``PRIVATE_MODE``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, PRIVATE_MODE)  # mkstemp's 0600 already, said here on purpose rather than by accident
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=False, default=str)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def copy_private(source: Path, target: Path) -> None:
+    """Copy a file created ``PRIVATE_MODE`` from the start (never readable by others, even for a moment)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+    os.fchmod(fd, PRIVATE_MODE)  # a file already there (a resumed sweep) keeps no wider mode
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out)
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -99,7 +99,7 @@ def save_inputs(
 ) -> None:
     """The scenario file and the manifest; and a capacity table measured elsewhere, for cost at capacity."""
     if scenario_file is not None:
-        shutil.copyfile(scenario_file, run_dir / results.SCENARIO_COPY)
+        results.copy_private(scenario_file, run_dir / results.SCENARIO_COPY)
     if capacity_csv is not None:
         shutil.copyfile(capacity_csv, run_dir / results.CAPACITY_CSV)
     manifest.save(run_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from perseus.analysis.shapes import ramp_levels
-from perseus.errors import InputError
+from perseus.errors import InputError, did_you_mean
 from perseus.kinds import is_open_loop
 from perseus.traces import check_trace
 
@@ -286,7 +287,9 @@ def _factor_problem(key: str, values: Any, levels: dict[str, float]) -> str | No
         )
     tenant, name = parsed
     if tenant is not None and name not in SWEEP_SERVER_FIELDS:
-        return f"unknown server field '{name}' (known: {', '.join(SWEEP_SERVER_FIELDS)})"
+        return f"unknown server field '{name}' (known: {', '.join(SWEEP_SERVER_FIELDS)})" + did_you_mean(
+            name, SWEEP_SERVER_FIELDS
+        )
     if not isinstance(values, list) or not values:
         return f"must be a non-empty list of values (got {values!r})"
     if len(set(map(repr, values))) != len(values):
@@ -418,6 +421,25 @@ def _field_path(loc: tuple) -> str:
     return out
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold: through Optional, unions, lists, dicts and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys a table may hold at ``loc`` (pydantic's location of its parent), for "did you mean"."""
+    models: list[type[BaseModel]] = [Scenario]
+    for part in loc:
+        if isinstance(part, int):  # an index into a list: the same models
+            continue
+        models = [
+            m for model in models if part in model.model_fields for m in _models_in(model.model_fields[part].annotation)
+        ]
+    return [f.alias or name for model in models for name, f in model.model_fields.items()]
+
+
 _BOUND_WORDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
@@ -428,7 +450,7 @@ def _reason(err: dict) -> str:
             bound = next(iter(ctx.values()))
             return f"must be {op} {bound:g} (got {err.get('input')!r})"
     if kind == "extra_forbidden":
-        return "unknown key"
+        return "unknown key" + did_you_mean(err["loc"][-1], _known_keys(tuple(err["loc"][:-1])))
     if kind == "finite_number":
         return f"must be a finite number (got {err.get('input')!r})"
     if kind == "missing":
@@ -447,7 +469,10 @@ def parse(data: dict, source: str) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
+        errs = exc.errors(include_url=False)
+        # An unknown key first: a misspelt required key ("sla_msec") is also reported missing, and the
+        # unknown one is the line that names the typo and suggests the fix.
+        err = next((e for e in errs if e["type"] == "extra_forbidden"), errs[0])
         field = _field_path(tuple(err["loc"])) or None
         raise InputError(source, field, _reason(err)) from None
     seen: set[str] = set()
@@ -481,7 +506,11 @@ def check_groups(scenario: Scenario, source: str) -> None:
         for j, tenant in enumerate(group.tenants):
             if tenant not in tenants:
                 known = ", ".join(t.name for t in scenario.tenants)
-                raise InputError(source, f"{where}.tenants[{j}]", f"no tenant '{tenant}' (tenants: {known})")
+                raise InputError(
+                    source,
+                    f"{where}.tenants[{j}]",
+                    f"no tenant '{tenant}' (tenants: {known})" + did_you_mean(tenant, tenants),
+                )
             if tenant in placed:
                 raise InputError(
                     source, f"{where}.tenants[{j}]", f"tenant '{tenant}' is already in deployment '{placed[tenant]}'"

@@ -23,7 +23,7 @@ from perseus.load.engine import LoadRun
 from perseus.load.shards import make_plan
 from perseus.manifest import INTERRUPTED_REASON, Status
 from perseus.plan import Deployment
-from perseus.progress import Progress
+from perseus.progress import Progress, phase_clock
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
 from perseus.server import backend_log
@@ -68,10 +68,6 @@ class Outcome:
             "reason": self.reason,
             "server_log_tail": self.server_log_tail,
         }
-
-
-def phase_of(now_s: float, duration_s: float) -> str:
-    return "warm-up" if now_s < 0 else ("measuring" if now_s < duration_s else "draining")
 
 
 class DeploymentSession:
@@ -177,8 +173,8 @@ class DeploymentSession:
             self._next_flush = now + RECORD_FLUSH_PERIOD_S
             self.recorder.flush()
             self.telemetry.flush()
-        duration = self.scenario.run.duration_s
-        self.progress.update(self.index, self.deployment.name, phase_of(now, duration), now, duration, run.tenants)
+        phase, elapsed, total = phase_clock(now, self.scenario.run.warmup_s, self.scenario.run.duration_s)
+        self.progress.update(self.index, self.deployment.name, phase, elapsed, total, run.tenants)
 
     def measure(self, check: Callable[[], None]) -> None:
         """Run the load to its end, ticking; ``check`` is called on every tick (it may raise an interrupt)."""

@@ -453,7 +453,7 @@ def _cost_figure(summary: Summary) -> Figure:
     _tenant_cost_panel(ax_b, groups, tenants, colors)
     _cost_axes_style((ax_a, ax_b))
     _cost_legend(fig, summary, colors, groups, _hatched(fleet, groups))
-    fig.suptitle(_text(f"{summary.scenario}: cost per million good inferences"), fontsize=12)
+    fig.suptitle(_text(f"{summary.scenario}: cost per million good requests"), fontsize=12)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
@@ -481,7 +481,7 @@ def _fleet_panel(ax, fleet: list[tuple[str, float, bool, str]], comparison: Comp
     ax.set_xticks(range(len(fleet)), [_text(label) for label, _, _, _ in fleet], fontsize=9)
     ax.set_xlim(-0.6, len(fleet) - 0.4)
     ax.set_ylim(0, top)
-    ax.set_ylabel("$ per million good inferences", fontsize=9)
+    ax.set_ylabel("$ per million good requests", fontsize=9)
     ax.set_title("(a) per deployment" if comparison is None else "(a) whole tenant mix", fontsize=11)
     if comparison is not None:
         _savings_note(ax, comparison)

@@ -17,6 +17,7 @@ import jinja2
 
 from perseus.analysis.stats import PERCENTILES
 from perseus.analysis.summary import Summary
+from perseus.analysis.validity import STOPPED
 
 # Relative to the run folder; the same names plots.make_plots writes (kept here so rendering needs no matplotlib).
 PLOT_FILES = {
@@ -28,7 +29,7 @@ PLOT_FILES = {
 PLOT_TITLES = {
     "latency_cdf": "Latency CDF per tenant",
     "throughput_p99": "Throughput and SLA-percentile latency per tenant",
-    "cost_per_million": "Cost per million inferences: shared vs solo, and per tenant",
+    "cost_per_million": "Cost per million requests: shared vs solo, and per tenant",
     "gpu_timeline": "GPU utilisation, power and memory over time, with each tenant's request rate",
 }
 
@@ -147,6 +148,11 @@ def md_escape(v: object) -> str:
     return " ".join(s.splitlines())
 
 
+def run_was(status: object) -> str:
+    """A run's status as the end of "this run ...": "was interrupted", "failed", "stopped without finishing"."""
+    return STOPPED.get(str(status), str(status))
+
+
 def is_finite(v: object) -> bool:
     return _special(v) is None
 
@@ -163,6 +169,7 @@ FORMATTING: dict[str, Callable[..., str]] = {
     "yesno": fmt_yesno,
     "pctl": fmt_pctl,
     "md": md_escape,
+    "run_was": run_was,
 }
 TESTS: dict[str, Callable[[object], bool]] = {"finite": is_finite}
 

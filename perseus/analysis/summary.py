@@ -6,6 +6,7 @@ Renderers (report.md, report.html, plots, summary.csv) only format what is here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from perseus.analysis.stats import PERCENTILES, percentiles, sla_attainment, sla
 from perseus.analysis.strategies import compare_strategies
 from perseus.analysis.trials import quantile_interval, trials_table
 from perseus.analysis.validity import judge
-from perseus.analysis.verdict import Comparison, compare
+from perseus.analysis.verdict import Comparison, compare, why_no_comparison
 from perseus.kinds import DeploymentKind, TelemetrySource, is_open_loop
 
 # server.csv: Triton's rates per (deployment, tenant), then completions, compute share and energy.
@@ -87,6 +88,7 @@ class TenantSpec:
     sla_ms: float
     sla_percentile: float
     open_loop: bool  # closed-loop tenants have no target rate
+    rate: float | None = None  # the configured rate (req/s) of poisson and constant loads
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Summary:
     pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Cost at capacity, from a capacity table in the run folder (None without one).
     at_capacity: AtCapacity | None = None
+    # Why there is no comparison (``comparison`` None), naming what stopped or never started; "" otherwise.
+    no_comparison: str = ""
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -121,9 +125,16 @@ def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
             sla_ms=float(t["sla_ms"]),
             sla_percentile=float(t["sla_percentile"]),
             open_loop=is_open_loop(t["load"]["arrival"]),
+            rate=_configured_rate(t["load"]),
         )
         for t in effective_scenario["tenants"]
     }
+
+
+def _configured_rate(load: dict) -> float | None:
+    """The rate a poisson or constant load is asked for; None for the shapes whose rate varies."""
+    rate = load.get("rate")
+    return float(rate) if load.get("arrival") in ("poisson", "constant") and rate is not None else None
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,14 @@ def tenant_row(
     frame: pd.DataFrame,
     duration_s: float,
     minimums: Minimums = Minimums(),
-    finished: bool = True,
+    status: str = "completed",
 ) -> dict:
     """Statistics of one tenant in one deployment, from its measured (non-warm-up) records.
 
-    ``finished``: False for a deployment that did not complete (failed, interrupted, or a crashed run
-    whose manifest still says running): validity then counts the time its records actually cover."""
+    ``status``: the deployment's. One that did not complete (failed, interrupted, or a crashed run whose
+    manifest still says running) is counted over the time its records actually cover, is never VALID
+    and carries no verdict (its schedule was not completed)."""
+    finished = status == "completed"
     lat = frame["latency_ms"].to_numpy(dtype=float)
     ok = frame["ok"].to_numpy(dtype=bool)
     completed = int(ok.sum())
@@ -165,11 +178,13 @@ def tenant_row(
         percentile=spec.sla_percentile,
         min_duration_s=minimums.duration_s,
         min_requests=minimums.requests,
+        status=status,
     )
     good = int(np.sum(ok & (lat <= spec.sla_ms)))
     # A miss with enough evidence is a conclusive miss; only a thin measurement (short, few requests, or
-    # an SLA that holds without the requests to show it) leaves the verdict open.
-    evidence = validity.duration_ok and validity.requests_ok and (validity.early_stopping_ok or not sla_met)
+    # an SLA that holds without the requests to show it) or one cut short leaves the verdict open.
+    conclusive_miss = validity.early_stopping_ok or not sla_met
+    evidence = finished and validity.duration_ok and validity.requests_ok and conclusive_miss
     return {
         "deployment": deployment,
         "tenant": spec.name,
@@ -180,7 +195,13 @@ def tenant_row(
         "throughput_rps": completed / window if window > 0 else math.nan,
         # The offered rate: the schedule's measured arrivals over the measured window. For poisson and
         # constant that is the configured rate; for step, spike and trace it is their mean.
-        "target_rps": len(frame) / duration_s if spec.open_loop and duration_s > 0 else math.nan,
+        # A deployment cut short offered only its first part, so over the cut window the arrivals match
+        # the throughput by construction; its target is the configured rate when there is one.
+        "target_rps": (
+            spec.rate
+            if spec.open_loop and not finished and spec.rate is not None
+            else (len(frame) / duration_s if spec.open_loop and duration_s > 0 else math.nan)
+        ),
         **{f"p{q}_ms": v for q, v in pcts.items()},
         "sla_ms": spec.sla_ms,
         "sla_percentile": spec.sla_percentile,
@@ -210,6 +231,7 @@ def summarize(
     telemetry: pd.DataFrame | None = None,
     pipelines: dict[str, dict[str, list[str]]] | None = None,
     capacity: pd.DataFrame | None = None,
+    not_started: Sequence[str] = (),
 ) -> Summary:
     """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
@@ -218,6 +240,7 @@ def summarize(
     "usd_per_hour" (when priced as another instance than ``usd_per_hour``'s)}, in run order.
     ``telemetry`` is the long table of results.read_telemetry (with its ``deployment`` column), or None.
     ``capacity``: a `perseus capacity` table (capacity.csv) for cost at capacity, or None.
+    ``not_started``: the deployments of the run that never started (not in ``deployments``).
     """
     specs = tenant_specs(effective_scenario)
     run = effective_scenario.get("run", {})
@@ -235,7 +258,7 @@ def summarize(
     rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
     rows, dep_rows = [], []
     for name, meta in deployments.items():
-        finished = meta.get("status", "completed") == "completed"
+        status = str(meta.get("status", "completed"))
         ran = meta.get("models") or {}  # a model variant that ran instead of the scenario's model
         tenant_rows = [
             tenant_row(
@@ -244,7 +267,7 @@ def summarize(
                 groups.get((name, t), empty),
                 float(meta["duration_s"]),
                 minimums,
-                finished,
+                status,
             )
             for t in meta["tenants"]
         ]
@@ -260,11 +283,13 @@ def summarize(
     shared = first_of_kind(deployments, DeploymentKind.SHARED)
     shares = dict(zip(charge.loc[charge["deployment"] == shared, "tenant"], charge["compute_share"], strict=False))
     at_capacity = cost_at_capacity(capacity, usd_per_hour, shares) if capacity is not None else None
+    comparison = compare(dep_df, deployments, rows_df, at_capacity)
     return Summary(
         scenario=effective_scenario["name"],
         rows=rows_df,
         deployments=dep_df,
-        comparison=compare(dep_df, deployments, rows_df, at_capacity),
+        comparison=comparison,
+        no_comparison="" if comparison else why_no_comparison(deployments, list(specs), not_started),
         at_capacity=at_capacity,
         notes=(
             *notes,

@@ -119,6 +119,10 @@ class Validity:
     verdict: str  # "VALID" or "INVALID: reasons; recommendation"
 
 
+# How a deployment that did not complete is said in a verdict, by its status (perseus.kinds.Status).
+STOPPED = {"interrupted": "was interrupted", "failed": "failed", "running": "stopped without finishing"}
+
+
 def judge(
     *,
     duration_s: float,
@@ -128,11 +132,17 @@ def judge(
     percentile: float,
     min_duration_s: float,
     min_requests: int,
+    status: str = "completed",
 ) -> Validity:
+    """``status``: the deployment's; one that did not complete is never VALID, whatever it measured,
+    because its schedule was not completed (the load it was asked to carry was never all offered)."""
     duration_ok = duration_s >= min_duration_s
     requests_ok = requests >= min_requests
     early_ok = early_stopping_passes(requests, over_sla, percentile)
     reasons, advice = [], []
+    stopped = status != "completed"
+    if stopped:
+        reasons.append(f"the deployment {STOPPED.get(status, status)} before its schedule completed")
     if not duration_ok:
         reasons.append(f"measured {duration_s:.3g} s < minimum {min_duration_s:g} s")
     if not requests_ok:
@@ -149,6 +159,6 @@ def judge(
             advice.append(f"would need at least {needed - requests} more requests ({needed} in all)")
     if not requests_ok:
         advice.append(f"run at least {min_requests - requests} more requests")
-    valid = duration_ok and requests_ok and sla_met and early_ok
+    valid = duration_ok and requests_ok and sla_met and early_ok and not stopped
     verdict = "VALID" if valid else "INVALID: " + "; ".join(reasons + advice)
     return Validity(valid, duration_ok, requests_ok, sla_met, early_ok, verdict)

@@ -13,12 +13,14 @@ required confidence), the verdict is "inconclusive" with the reason and what wou
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from perseus.analysis.at_capacity import AtCapacity
 from perseus.analysis.roles import first_of_kind
+from perseus.analysis.validity import STOPPED
 from perseus.kinds import DeploymentKind
 
 
@@ -34,7 +36,7 @@ class Comparison:
     shared_busy: float  # the shared server's busy fraction (NaN: not measured)
     solo_busy_low: float  # the least and most busy dedicated server
     solo_busy_high: float
-    # Measured at the offered load: what this run's servers cost per million inferences that met their SLA.
+    # Measured at the offered load: what this run's servers cost per million requests that met their SLA.
     shared_cost_per_million_good_usd: float
     solo_cost_per_million_good_usd: float
     at_capacity: AtCapacity | None = None
@@ -77,6 +79,24 @@ def compare(
         return Comparison(verdict=text, conclusive=False, reasons=tuple(reasons), **fields)
     text = _verdict(shared_ok, solo_ok, len(tenants), fields, at_capacity)
     return Comparison(verdict=text, conclusive=True, **fields)
+
+
+def why_no_comparison(meta: dict[str, dict], tenants: list[str], not_started: Sequence[str] = ()) -> str:
+    """Why ``compare`` found nothing to compare, naming each deployment that stopped or never started."""
+    if len(tenants) < 2:
+        return "no shared-vs-dedicated comparison: a single tenant has nothing to share"
+    parts = [
+        f"{name} {STOPPED.get(str(m.get('status')), str(m.get('status')))}"
+        for name, m in meta.items()
+        if str(m.get("status", "completed")) != "completed"
+    ]
+    parts += [f"{name} never started" for name in not_started]
+    if not parts:
+        if first_of_kind(meta, DeploymentKind.SHARED) is None:
+            parts.append("this run has no shared deployment")
+        if any(first_of_kind(meta, DeploymentKind.SOLO, t) is None for t in tenants):
+            parts.append("baselines are off (no solo-<tenant> deployment for every tenant)")
+    return "no shared-vs-dedicated comparison: " + "; ".join(parts)
 
 
 def _fleet_per_good(solos: pd.DataFrame) -> float:
@@ -128,6 +148,6 @@ def capacity_clause(at_capacity: AtCapacity | None) -> str:
     side = "saves" if a.savings >= 0 else "costs"
     interval = f" (bracket {a.savings_low:.0%} to {a.savings_high:.0%})" if math.isfinite(a.savings_low) else ""
     return (
-        f". At capacity, sharing {side} {abs(a.savings):.0%} per million inferences{interval}: "
+        f". At capacity, sharing {side} {abs(a.savings):.0%} per million requests{interval}: "
         f"${a.shared_per_million_usd:.3g} shared against ${a.dedicated_per_million_usd:.3g} on dedicated servers"
     )

@@ -87,7 +87,7 @@ def _verdict(k_shared: float | None, gain: float | None, saved: float, open_ende
     side = "above" if gain > 1 else "below"
     return (
         f"shared capacity {k_shared:.3g}x the scenario's rates; co-location is {side} the linear baseline "
-        f"(gain {gain:.2f}), {saved:.0%} {'saved' if saved >= 0 else 'extra'} per million inferences at capacity"
+        f"(gain {gain:.2f}), {saved:.0%} {'saved' if saved >= 0 else 'extra'} per million requests at capacity"
     )
 
 

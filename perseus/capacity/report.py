@@ -77,7 +77,7 @@ def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str
     lines = ["# perseus capacity", "", f"**{caps.verdict}**", ""]
     if not math.isnan(caps.shared_cost_per_million_usd):
         lines += [
-            f"- Cost per million inferences at capacity ({instance}, ${usd_per_hour:.4g}/h): shared "
+            f"- Cost per million requests at capacity ({instance}, ${usd_per_hour:.4g}/h): shared "
             f"${caps.shared_cost_per_million_usd:.4g}"
             + (f" vs dedicated ${caps.solo_cost_per_million_usd:.4g}" if not math.isnan(caps.savings) else ""),
             "",
@@ -106,8 +106,8 @@ def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str
     return "\n".join(lines) + "\n"
 
 
-def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> str:
-    """capacity.csv, probes.csv, interference.csv, the plots and capacity.md; returns the markdown."""
+def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> analysis.Capacities:
+    """capacity.csv, probes.csv, interference.csv, the plots and capacity.md; returns the capacities."""
     rates = {t.name: t.load.mean_rate() for t in scenario.tenants}
     caps = analysis.capacities(outcome.searches, rates, price.usd_per_hour)
     matrix = analysis.interference(outcome.pair_p99, outcome.solo_p99, list(rates))
@@ -123,4 +123,4 @@ def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> 
     plots = {k: v for k, v in plots.items() if v is not None}
     text = markdown(caps, matrix, price.usd_per_hour, price.name, plots)
     (run_dir / CAPACITY_MD).write_text(text, encoding="utf-8")
-    return text
+    return caps

@@ -5,12 +5,14 @@ Registered in perseus/cli.py with ``app.add_typer(prices_app, name="prices")``.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from perseus.pricing import catalog as cat
@@ -26,8 +28,8 @@ CACHE_HELP = "Price cache file (default: $XDG_CACHE_HOME or ~/.cache, then perse
 
 
 def _console() -> Console:
-    # Not a terminal (a pipe, a test): wide enough that instance names and dates are never cut.
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    # A terminal's width, or $COLUMNS where set; otherwise (a pipe, a file) wide enough for every column.
+    return Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200, highlight=False)
 
 
 def _gpu_text(p: cat.Price) -> str:
@@ -49,6 +51,46 @@ def _matches(p: cat.Price, provider: str | None, region: str | None, gpu: str | 
     return True
 
 
+# The catalog's columns, most needed first; a terminal too narrow for all of them loses the last ones
+# (source and note are then printed once under the table; the others are left out, named there).
+PRICE_COLUMNS = (
+    ("instance", {"no_wrap": True}),
+    ("$/h", {"justify": "right", "no_wrap": True}),
+    ("GPU", {}),
+    ("market", {"no_wrap": True}),
+    ("region", {"no_wrap": True}),
+    ("date", {"no_wrap": True}),
+    ("origin", {}),
+    ("vCPUs", {"justify": "right"}),
+    ("memory GB", {"justify": "right"}),
+    ("provider", {}),
+    ("source", {}),
+    ("note", {}),
+)
+SHOWN_BELOW = ("source", "note")
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    """The table's width with no cell wrapped (a measurement is clamped to the width it is offered)."""
+    return Measurement.get(console, console.options.update_width(100_000), table).maximum
+
+
+def _fitting_table(console: Console, cells: list[dict], styles: list) -> tuple[Table, list[str]]:
+    """The widest table whose natural width fits the console, and the columns it left out."""
+    names = [n for n, _ in PRICE_COLUMNS]
+    while True:
+        table = Table(title="perseus price catalog (USD per hour, Linux)", title_justify="left")
+        for name, kwargs in PRICE_COLUMNS:
+            if name in names:
+                table.add_column(name, **kwargs)
+        for row, style in zip(cells, styles, strict=True):
+            table.add_row(*(row[n] for n in names), style=style)
+        if len(names) <= 3 or _natural_width(console, table) <= console.width:
+            dropped = [n for n, _ in PRICE_COLUMNS if n not in names]
+            return table, dropped
+        names.pop()
+
+
 @app.callback(invoke_without_command=True)
 def prices(
     ctx: typer.Context,
@@ -68,44 +110,38 @@ def prices(
     used = {(p.provider, p.name, p.region, p.market): p for p in bundled}
     used.update({(p.provider, p.name, p.region, p.market): p for p in cached if cat.is_fresh(p)})
 
-    table = Table(title="perseus price catalog (USD per hour, Linux)", title_justify="left")
-    for name, kwargs in (
-        ("provider", {}),
-        ("region", {}),
-        ("instance", {"no_wrap": True}),
-        ("market", {}),
-        ("$/h", {"justify": "right"}),
-        ("GPU", {}),
-        ("vCPUs", {"justify": "right"}),
-        ("memory GB", {"justify": "right"}),
-        ("origin", {}),
-        ("date", {"no_wrap": True}),
-        ("source", {}),
-        ("note", {}),
-    ):
-        table.add_column(name, **kwargs)
     rows = sorted((*bundled, *cached), key=lambda p: (p.provider, p.region, p.gpus == 0, p.usd_per_hour, p.market))
+    cells, styles = [], []
     for p in rows:
         in_use = used.get((p.provider, p.name, p.region, p.market)) is p
         origin = p.origin if p.origin == cat.BUNDLED else ("cache" if cat.is_fresh(p) else "cache (stale)")
-        table.add_row(
-            p.provider,
-            p.region,
-            p.name,
-            p.market,
-            f"{p.usd_per_hour:.4g}",
-            _gpu_text(p),
-            str(p.vcpus or "?"),
-            f"{p.memory_gb:g}" if p.memory_gb else "?",
-            origin + ("" if in_use else " (not used)"),
-            p.date,
-            p.source,
-            p.note,
-            style=None if in_use else "dim",
+        cells.append(
+            {
+                "provider": p.provider,
+                "region": p.region,
+                "instance": p.name,
+                "market": p.market,
+                "$/h": f"{p.usd_per_hour:.4g}",
+                "GPU": _gpu_text(p),
+                "vCPUs": str(p.vcpus or "?"),
+                "memory GB": f"{p.memory_gb:g}" if p.memory_gb else "?",
+                "origin": origin + ("" if in_use else " (not used)"),
+                "date": p.date,
+                "source": p.source,
+                "note": p.note,
+            }
         )
+        styles.append(None if in_use else "dim")
     console = _console()
+    table, dropped = _fitting_table(console, cells, styles)
     if rows:
         console.print(table)
+        for name in (n for n in dropped if n in SHOWN_BELOW):  # said once per distinct value, not per row
+            values = list(dict.fromkeys(c[name] for c in cells if c[name]))
+            if values:
+                console.print(f"{name}: " + "; ".join(values))
+        if hidden := [n for n in dropped if n not in SHOWN_BELOW]:
+            console.print(f"not shown, the terminal is too narrow: {', '.join(hidden)}")
     else:
         console.print("no price matches these filters")
     doc = cat.read_cache(cache)

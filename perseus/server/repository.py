@@ -19,7 +19,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from perseus.errors import InputError
+from perseus.errors import InputError, did_you_mean
 from perseus.scenario import Scenario, Tenant
 
 CONFIG = "config.pbtxt"
@@ -64,7 +64,10 @@ def _check_model(
     model_dir = repository / tenant.model
     if not model_dir.is_dir():
         raise InputError(
-            source, field, f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})"
+            source,
+            field,
+            f"no model {tenant.model!r} in {repository} (has: {', '.join(available) or 'nothing'})"
+            + did_you_mean(tenant.model, available),
         )
     config = read_config(model_dir / CONFIG)
     if config.name and config.name != tenant.model:

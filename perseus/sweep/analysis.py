@@ -222,6 +222,7 @@ class SweepAnalysis:
     factor_keys: list[str]
     tenants: list[str]
     percentile: float
+    best: pd.Series | None = None  # the cheapest point where every tenant is VALID (cheapest_meeting_slas)
 
 
 def analyse(records: list[dict], factor_keys: list[str], tenants: list[str], percentile: float) -> SweepAnalysis:
@@ -236,6 +237,7 @@ def analyse(records: list[dict], factor_keys: list[str], tenants: list[str], per
         factor_keys=list(factor_keys),
         tenants=list(tenants),
         percentile=percentile,
+        best=cheapest_meeting_slas(table, percentile),
     )
 
 

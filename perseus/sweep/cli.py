@@ -42,7 +42,7 @@ def sweep_command(
     plots and sweep.md, with the tenants' rank correlation. The last line on stdout is the sweep folder.
     Exit codes: 0 done, 1 a point failed, 2 bad input, 130 interrupted (rerun with the same --out to resume).
     """
-    from perseus import checks
+    from perseus import checks, verdicts
     from perseus.display import RunDisplay
     from perseus.sweep import analysis as sweep_analysis
     from perseus.sweep import report as sweep_report
@@ -61,9 +61,10 @@ def sweep_command(
         result = sweep_analysis.analyse(
             sweep.load_points(run_dir, points), list(spec.factors), tenants, spec.objective_percentile
         )
-        text = sweep_report.write(
+        sweep_report.write(
             run_dir, result, scenario=ready.scenario.name, sampling=spec.sampling, total=len(points), price=ready.price
         )
-        typer.echo(text, err=True)
+        worst, label = sweep_analysis.worst_name(result.percentile), sweep_analysis.percentile_label(result.percentile)
+        verdicts.show(verdicts.sweep_view(result.table, result.best, worst, label))
         typer.echo(str(run_dir))
     raise exit_for(status)

@@ -38,7 +38,7 @@ def pareto_plot(result: an.SweepAnalysis, path: Path) -> Path | None:
     if done.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    panels = ((an.COST, an.COST_FRONTIER, "cost per 1M inferences (USD), lower is better"),
+    panels = ((an.COST, an.COST_FRONTIER, "cost per 1M requests (USD), lower is better"),
               (an.THROUGHPUT, an.THROUGHPUT_FRONTIER, "total throughput (req/s), higher is better"))  # fmt: skip
     for ax, (x, frontier, xlabel) in zip(axes, panels, strict=True):
         finite = done[np.isfinite(done[x].astype(float)) & np.isfinite(done[worst].astype(float))]
@@ -202,11 +202,11 @@ def markdown(result: an.SweepAnalysis, *, scenario: str, sampling: str, total: i
         "",
         f"- Latency objective: each tenant's {label} of user-perceived latency (from the scheduled time), "
         "failed requests counted as infinitely late; *worst* is the worst tenant's.",
-        f"- Cost per million inferences: {price.name} at ${price.usd_per_hour:.4g}/h over the point's measured time, "
-        "divided by its completed inferences.",
+        f"- Cost per million requests: {price.name} at ${price.usd_per_hour:.4g}/h over the point's measured time, "
+        "divided by its completed requests.",
         "",
     ]
-    best = an.cheapest_meeting_slas(table, result.percentile)
+    best = result.best
     if best is not None:
         settings = ", ".join(f"{an.factor_label(k)}={an.level_label(best[k])}" for k in result.factor_keys)
         lines.append(

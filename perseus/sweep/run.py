@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from perseus import results
 from perseus.analysis.stats import sla_latency
 from perseus.checks import Prepared, prepare_run_dir
-from perseus.errors import InputError
+from perseus.errors import InputError, did_you_mean
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, DeploymentRecord, Manifest, Status, SweepBook
 from perseus.plan import Deployment
@@ -54,7 +54,7 @@ def check(ready: Prepared) -> list[Point]:
             raise InputError(
                 source,
                 f"sweep.factors.{json.dumps(key, ensure_ascii=False)}",
-                f"no tenant {target!r} (tenants: {', '.join(names)})",
+                f"no tenant {target!r} (tenants: {', '.join(names)})" + did_you_mean(target, names),
             )
     points = design(spec)
     levels = spec.effective_levels()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from perseus.errors import InputError, PerseusError, ServerError
+from perseus.errors import InputError, PerseusError, ServerError, did_you_mean
 from perseus.exits import EXIT_INTERRUPTED, command_line, exit_for, terminate_as_interrupt
 from perseus.plan import Deployment, group, scenario_for, shared, solo
 from perseus.scenario import Scenario
@@ -150,7 +150,12 @@ def _deployment(scenario: Scenario, name: str) -> Deployment:
         if candidate.name == name:
             return candidate
     choices = ", ".join(c.name for c in candidates)
-    raise InputError("--deployment", None, f"'{name}' is not a deployment of this scenario (choose: {choices})")
+    raise InputError(
+        "--deployment",
+        None,
+        f"'{name}' is not a deployment of this scenario (choose: {choices})"
+        + did_you_mean(name, [c.name for c in candidates]),
+    )
 
 
 def _serve(ready: Prepared, chosen: Deployment, out, web_host, web_port, credentials):

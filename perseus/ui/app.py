@@ -6,8 +6,9 @@ very users ``perseus run`` spawns (``LoadRun.user_classes()``): one open-loop di
 that replays the tenant's seeded schedule, or ``concurrency`` closed-loop senders.
 
 How Locust's controls map onto the open-loop engine: the user count is not a knob here. A
-``LoadTestShape`` asks for exactly one user per tenant (``fixed_count = 1``), so Locust's start form
-shows only a Start button. Start = the measurement begins (warm-up, then ``duration_s`` measured
+``LoadTestShape`` asks for exactly one user per tenant (``fixed_count = 1``); Locust's start form would
+show its user count and ramp-up disabled at "0", so perseus's script (static/perseus-tab.js) hides them
+with one line saying the users are fixed. Start = the measurement begins (warm-up, then ``duration_s`` measured
 seconds of the scenario's schedule). The shape stops the test when every schedule is done; Stop in
 the UI (or Ctrl-C) ends it earlier, after letting in-flight requests finish for a moment. Either way
 the records are closed exactly as ``perseus run`` closes them, the manifest is updated, and
@@ -16,6 +17,9 @@ process: a second Start does nothing (the perseus page says so).
 
 The perseus page (``/perseus``, also a tab in Locust's UI) shows per-tenant p50/p99, SLA latency and
 attainment and request counts computed from perseus's raw records, and links the report once written.
+In Locust's PERSEUS tab the same script draws, above that table, live SVG charts per tenant from
+``/perseus/stats.json``'s series (p50 and p99 per 10 s window with the SLA line, throughput against
+the target): perseus serves the script itself, so the UI needs no network and no charting library.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ STOP_DRAIN_S = ABORT_GRACE_S + 1.5  # Stop waits this long for in-flight request
 TAB_KEY = "perseus"
 STOPPED_REASON = "stopped from the web UI"
 TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+TAB_SCRIPT = "perseus-tab.js"  # the PERSEUS tab's charts and the start form's note, added to Locust's page
 
 TEXT_KEYS = ["tenant", "load", "sla", "met"]
 TABLE = [  # the perseus tab in Locust's UI: keys of LiveStats.rows()
@@ -137,6 +143,7 @@ class UiSession:
                     t.sla_ms,
                     t.sla_percentile,
                     load_text(t.load.arrival, t.load.mean_rate(), t.load.concurrency),
+                    t.load.mean_rate() if t.load.open_loop else None,
                 )
                 for t in (scenario.tenant(n) for n in deployment.tenants)
             ]
@@ -355,6 +362,7 @@ class UiSession:
             "run_dir": str(self.run_dir),
             "note": note,
             "tenants": self.live.rows(now, self.scenario.run.duration_s),
+            "series": self.live.series(now, self.scenario.run.duration_s),
         }
 
     def _add_routes(self, web) -> None:
@@ -376,6 +384,11 @@ class UiSession:
                 scenario=self.scenario.name, deployment=self.deployment.name, table=TABLE, text_keys=TEXT_KEYS
             )
 
+        @app.route(f"/perseus/static/{TAB_SCRIPT}")
+        @guard
+        def perseus_tab_script() -> Response:
+            return send_file(STATIC / TAB_SCRIPT, mimetype="text/javascript", max_age=0)
+
         @app.route("/perseus/stats.json")
         @guard
         def perseus_stats() -> Response:
@@ -391,7 +404,12 @@ class UiSession:
 
         @app.after_request
         def perseus_extras(response: Response) -> Response:
-            if request.path == "/stats/requests" and response.is_json:
+            if request.path == "/" and response.mimetype == "text/html" and response.status_code == 200:
+                # Locust's page, served from our own origin: add the script that draws the PERSEUS tab's charts.
+                page = response.get_data(as_text=True)
+                tag = f'<script src="./perseus/static/{TAB_SCRIPT}" defer></script>'
+                response.set_data(page.replace("</body>", f"{tag}\n</body>", 1))
+            elif request.path == "/stats/requests" and response.is_json:
                 # Locust's React UI fills the extended tab's table from this key of its stats poll.
                 data = response.get_json()
                 data["extended_stats"] = [{"key": TAB_KEY, "data": self.snapshot()["tenants"]}]

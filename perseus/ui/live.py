@@ -18,6 +18,7 @@ from perseus.analysis.stats import percentiles, sla_attainment, sla_latency
 # Columns of a request record (results.REQUEST_SCHEMA order).
 _TENANT, _DONE, _LATENCY, _OK, _WARMUP = 0, 5, 6, 8, 10
 RECENT_S = 10.0  # the "last 10 s" p99 window
+WINDOW_S = 10.0  # the PERSEUS tab's charts: p50, p99 and throughput per 10 s of completions
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TenantInfo:
     sla_ms: float
     sla_percentile: float
     load: str  # e.g. "poisson 25/s", "closed x4"
+    target_rps: float | None = None  # the mean rate asked for; None for closed loop
 
 
 class LiveStats:
@@ -91,6 +93,45 @@ class LiveStats:
                     "slalatency": "failed" if math.isinf(sla_lat) else _num(sla_lat),
                     "attainment": _num(100 * sla_attainment(lat, ok, t.sla_ms), 2),
                     "met": None if len(lat) == 0 else ("yes" if sla_lat <= t.sla_ms else "no"),
+                }
+            )
+        return out
+
+    def series(self, now_s: float, duration_s: float = math.inf) -> list[dict]:
+        """Per tenant, its SLA, target rate and one point per ``WINDOW_S`` of measured completions: the
+        window's end ``t`` (s), p50 and p99 (ms) of the requests completed in it, and their rate (req/s).
+        The window in progress is included, over its elapsed part, so a chart has a point from the start."""
+        end = max(min(now_s, duration_s), 0.0)
+        out = []
+        for t in self.tenants:
+            s = self._series[t.name]
+            done = np.frombuffer(s.done_s, dtype=np.float64) if len(s.done_s) else np.empty(0)
+            lat = np.frombuffer(s.latency_ms, dtype=np.float64) if len(s.latency_ms) else np.empty(0)
+            ok = np.frombuffer(s.ok, dtype=np.int8).astype(bool) if len(s.ok) else np.empty(0, dtype=bool)
+            last = max(end, float(done.max()) if len(done) else 0.0)  # a drain after the end still counts
+            points = []
+            start = 0.0
+            while start < last:
+                stop = min(start + WINDOW_S, last)
+                inside = ok & (done >= start) & (done < stop if stop < last else done <= stop)
+                pcts = percentiles(lat[inside], (50, 99))
+                span = stop - start
+                points.append(
+                    {
+                        "t": round(stop, 2),
+                        "p50": _num(pcts[50]),
+                        "p99": _num(pcts[99]),
+                        "rps": _num(int(inside.sum()) / span if span >= 0.5 else math.nan, 1),
+                    }
+                )
+                start = stop
+            out.append(
+                {
+                    "tenant": t.name,
+                    "sla_ms": t.sla_ms,
+                    "sla_percentile": t.sla_percentile,
+                    "target_rps": t.target_rps,
+                    "windows": points,
                 }
             )
         return out

@@ -7,6 +7,7 @@
 const fs = require("fs");
 const path = require("path");
 const { chromium } = require("playwright-core");
+const { overflowing, pageOverflow } = require("./layout");
 
 const CHROMIUM = process.env.PERSEUS_CHROMIUM || "/usr/bin/chromium";
 // Without the background-networking flags Chromium keeps dialling Google on this closed network.
@@ -71,15 +72,23 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     args: FLAGS,
-    viewport: { width: 1280, height: 720 },
+    viewport: { width: 1400, height: 900 }, // the width at which nothing may scroll sideways
   });
   const result = { screenshots: {} };
   try {
     const page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(30000);
 
-    // 1. Locust's page: one user per tenant (LoadTestShape), so only Start.
+    // 1. Locust's page: one user per tenant (LoadTestShape), so only Start; the user count and ramp-up
+    //    fields give way to a line saying why.
     await page.goto(base + "/");
+    const fixed = page.locator("#perseus-fixed-users");
+    await until("the start form's note with the number of tenants", async () => / in all\)/.test(await fixed.innerText()), 30000);
+    result.startForm = {
+      note: await fixed.innerText(),
+      userCountShown: await page.locator('input[name="userCount"]').isVisible(),
+      spawnRateShown: await page.locator('input[name="spawnRate"]').isVisible(),
+    };
     await page.getByRole("button", { name: /^start$/i }).click();
     await page.getByRole("button", { name: /^stop$/i }).waitFor();
 
@@ -95,6 +104,25 @@ async function main() {
       60000,
     );
     result.liveTab = liveRows;
+    // A chart per tenant, drawn while the test runs: latency (p50, p99, the SLA) and throughput (the target).
+    result.liveCharts = await until(
+      "a chart with points for every tenant in the perseus tab",
+      async () => {
+        const charts = await page.$$eval("#perseus-charts .perseus-chart", (blocks) =>
+          blocks.map((b) => ({
+            tenant: b.dataset.tenant,
+            points: [...b.querySelectorAll("svg")].map((s) => Number(s.getAttribute("data-points"))),
+            references: b.querySelectorAll(".perseus-reference").length,
+          })),
+        );
+        const ready = tenants.every((t) => charts.some((c) => c.tenant === t && c.points.length === 2 && c.points.every((n) => n > 0)));
+        return ready && charts;
+      },
+      60000,
+    );
+    result.tabOverflow = { tables: await overflowing(page), page: await pageOverflow(page) };
+    result.screenshots.live = path.join(outDir, "ui-locust-tab-live.png");
+    await page.screenshot({ path: result.screenshots.live, fullPage: true });
     await page.waitForTimeout(Number(process.env.PERSEUS_UI_MEASURE_MS || 3000)); // a few seconds of load
 
     // 3. Stop from Locust's page; the tab keeps the last figures.
@@ -125,6 +153,8 @@ async function main() {
     for (const tenant of tenants) {
       if (!result.reportText.includes(tenant)) throw new Error(`the report does not name tenant ${tenant}`);
     }
+    // At 1,400 px no table of the report scrolls sideways, nor the page.
+    result.reportOverflow = { tables: await overflowing(page), page: await pageOverflow(page) };
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

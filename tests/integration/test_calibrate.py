@@ -25,6 +25,7 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out)
+    assert proc.stdout.startswith(("PASS: ", "FAIL: "))  # the verdict in the terminal, then its checks
     table = pd.read_csv(out / "calibration.csv")
     assert set(table["deployment"]) == {"rho-050", "rho-080"}
     latency = table[table["check"].str.endswith("latency")]

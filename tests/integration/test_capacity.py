@@ -17,7 +17,9 @@ def test_capacity_quick(tmp_path):
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == str(out)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == str(out)
+    assert any(line.split()[:2] == ["shared", "vision"] for line in lines)  # the capacity table in the terminal
     caps = pd.read_csv(out / "capacity.csv")
     assert set(caps["deployment"]) == {"solo-vision", "solo-series", "shared"}
     assert (caps["probes"] <= 2).all()

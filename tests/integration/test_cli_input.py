@@ -69,7 +69,7 @@ def bad_run(tmp_path: Path, cli, tritons, unchanged):
 
 def test_unknown_key(bad_run):
     line = bad_run(GOOD.replace("seed = 1", "seed = 1\nsede = 2"), field="run.sede")
-    assert line.endswith("run.sede: unknown key")
+    assert line.endswith("run.sede: unknown key; did you mean 'seed'?")
 
 
 def test_bad_rate(bad_run):

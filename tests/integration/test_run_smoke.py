@@ -4,6 +4,7 @@ every file of the results folder. One smoke run is shared by the module (it take
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -90,6 +91,15 @@ def test_exit_code_and_last_line(smoke):
     assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
     assert smoke.proc.stdout.strip().splitlines()[-1] == str(smoke.run_dir)
     assert "Traceback" not in smoke.proc.stderr
+
+
+def test_the_verdict_is_printed_before_the_run_folder(smoke):
+    lines = smoke.proc.stdout.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("deployment"))
+    assert lines[header].split()[:2] == ["deployment", "tenant"] and "$/1M" in lines[header]
+    summary = pd.read_csv(smoke.run_dir / results.SUMMARY_CSV)
+    shown = [line.split()[:2] for line in lines[header + 1 : header + 1 + len(summary)]]
+    assert shown == summary[["deployment", "tenant"]].values.tolist()
 
 
 def test_manifest(smoke):
@@ -213,6 +223,12 @@ def test_nothing_left_behind(smoke, tritons):
     assert list(smoke.run_dir.rglob("*.arrows")) == []
     assert list(smoke.run_dir.rglob("*.tmp")) == []
     assert list(smoke.marker.glob("perseus-*")) == []  # rendered repositories and backend folders removed
+
+
+def test_what_holds_the_users_input_is_owner_only(smoke):
+    """manifest.json and scenario.toml are 0600 on purpose (docs/results.md, "File modes")."""
+    for name in (results.MANIFEST, results.SCENARIO_COPY):
+        assert stat.S_IMODE((smoke.run_dir / name).stat().st_mode) == 0o600, name
 
 
 def test_no_secret_in_the_run_folder(smoke):

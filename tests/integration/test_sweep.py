@@ -107,6 +107,7 @@ def test_sweep_interrupt_and_resume(tmp_path):
                                  capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert resumed.stdout.strip().splitlines()[-1] == str(out)
+        assert resumed.stdout.startswith(("cheapest point where", "no point is VALID"))  # the verdict first
         assert f"[1/{4 - len(done)}]" in resumed.stderr  # counts only the points left
         after = _committed(out)
         assert len(after) == 4

@@ -80,6 +80,39 @@ def wait_until_serving(proc: subprocess.Popen, url: str, err_path: Path, timeout
     pytest.fail(f"perseus ui did not serve {url} within {timeout_s} s:\n{err_path.read_text()[-3000:]}")
 
 
+WINDOW_PX = 1400  # the width at which every table must fit (issue: a laptop's browser window)
+
+
+def test_the_reports_tables_fit_a_1400_px_window(tmp_path: Path):
+    """report.html of a hand-made three-deployment run, at 1,400 px: no table scrolls sideways, nor the page."""
+    from perseus.analysis import plots
+    from perseus.analysis.render import render_html
+    from tests.unit.test_render import make_ctx, make_run
+
+    reason = missing_tools()
+    if reason:
+        pytest.skip(reason)
+    requests, summary = make_run(b="series-long-name")
+    page = tmp_path / "report.html"
+    # A status with a long reason, as a stopped or failed deployment has, must wrap rather than widen its table.
+    reason = "completed: stopped from the web UI after 12.3 s of the 60 s asked for; analysed over what was measured"
+    ctx = make_ctx(deployment_status={"shared": reason, "solo-a": "failed: " + "the server died " * 6})
+    page.write_text(render_html(summary, ctx, plots.make_plots(requests, summary, tmp_path / "plots")))
+    driver = subprocess.run(
+        ["node", str(BROWSER_DIR / "report_layout.js"), str(page), str(WINDOW_PX)],
+        cwd=BROWSER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    seen = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert seen["tables"] >= 5
+    assert seen["overflowing"] == [], seen
+    assert seen["pageOverflow"] <= 0, seen
+
+
 def test_ui_in_a_browser(tmp_path: Path, tritons, kill_tritons):
     reason = missing_tools()
     if reason:
@@ -114,6 +147,14 @@ def test_ui_in_a_browser(tmp_path: Path, tritons, kill_tritons):
             shutil.copyfile(screenshot, ARTIFACT)
         assert seen["phase"].startswith("finished (stopped from the web UI")
         assert seen["reportUrl"].endswith("/perseus/report")
+        assert seen["reportOverflow"] == {"tables": [], "page": 0}, seen["reportOverflow"]
+        # The PERSEUS tab: a chart per tenant while the test ran, each with its SLA or target line, and the
+        # exact-statistics table below them fitting the page; the start form says the users are fixed.
+        assert sorted(c["tenant"] for c in seen["liveCharts"]) == sorted(TENANTS)
+        assert all(c["references"] >= 1 for c in seen["liveCharts"]), seen["liveCharts"]
+        assert seen["tabOverflow"] == {"tables": [], "page": 0}, seen["tabOverflow"]
+        assert seen["startForm"]["note"].startswith("Users are fixed: one dispatcher per tenant (2 in all)")
+        assert not seen["startForm"]["userCountShown"] and not seen["startForm"]["spawnRateShown"]
 
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)

@@ -196,6 +196,7 @@ def test_groups_are_planned_with_their_kind_and_a_replica_carries_its_share():
             "already in deployment 'ab'",
         ),
         ([{"name": "all", "tenants": ["a", "b", "c", "zed"]}], "deployments[0].tenants[3]", "no tenant 'zed'"),
+        ([{"name": "all", "tenants": ["a", "b", "cc"]}], "deployments[0].tenants[2]", "did you mean 'c'?"),
         ([{"name": "all", "tenants": ["a", "b", "c"], "replicas": 0}], "deployments[0].replicas", "must be >= 1"),
         (
             [{"name": "x", "tenants": ["a"]}, {"name": "x", "tenants": ["b", "c"]}],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from perseus import results
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
 from perseus.plan import Deployment
+from perseus.run import save_inputs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "manifests"
 
@@ -111,3 +113,20 @@ def test_a_deployments_life_through_methods(tmp_path):
     assert m.overall_status() == Status.COMPLETED
     m.save(tmp_path)
     assert Manifest.load(tmp_path).deployments["g1"].kind == DeploymentKind.GROUP
+
+
+def test_what_holds_the_users_input_is_owner_only(tmp_path):
+    """The manifest and the scenario copy are 0600 on purpose (docs/results.md, "File modes")."""
+    scenario = tmp_path / "in.toml"
+    scenario.write_text('name = "x"\n')
+    scenario.chmod(0o644)
+    manifest = load(tmp_path, "run")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_inputs(run_dir, scenario, manifest)
+    for name in (results.MANIFEST, results.SCENARIO_COPY):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
+    assert (run_dir / results.SCENARIO_COPY).read_text() == 'name = "x"\n'
+    (run_dir / results.SCENARIO_COPY).chmod(0o644)  # a copy already there (a resumed sweep) is narrowed again
+    save_inputs(run_dir, scenario, manifest)
+    assert stat.S_IMODE((run_dir / results.SCENARIO_COPY).stat().st_mode) == 0o600

@@ -358,3 +358,22 @@ def test_cli_listing_filters():
     assert "g4dn.xlarge" not in cpu.stdout
     assert "cache: none" in cpu.stdout
     assert "no price matches" in invoke(["--region", "mars-1"]).stdout
+
+
+@pytest.mark.parametrize("width", [80, 100, 240])
+def test_cli_listing_fits_the_terminal(monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    result = invoke(["--region", "us-east-1"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= width
+    header = next(line for line in lines if "instance" in line)
+    assert "$/h" in header and "GPU" in header
+    for name in ("g4dn.xlarge", "p5.48xlarge", "c7i.2xlarge"):  # names and prices never cut
+        assert any(name in line for line in lines), name
+    if width >= 240:
+        assert "source" in header and "not shown" not in result.stdout
+    else:  # what did not fit is said under the table: the sources once each, the rest named
+        assert "source" not in header
+        assert any(line.startswith("source: AWS public on-demand price list") for line in lines)
+        assert "not shown, the terminal is too narrow:" in result.stdout

@@ -201,8 +201,10 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in out.values())
     ctx = make_ctx(status="failed", usd_per_hour=None, deployment_status={"solo-x": "failed: server crashed"})
     md = render_markdown(s, ctx)
-    assert "No shared-vs-solo comparison" in md
-    assert md.index("No shared-vs-solo comparison") < md.index("\n|")
+    no_comparison = "no shared-vs-dedicated comparison: a single tenant has nothing to share"
+    assert s.no_comparison == no_comparison and no_comparison in md
+    assert md.index(no_comparison) < md.index("\n|")
+    assert "**Warning: this run failed;" in md
     assert "| failed |" in md  # SLA latency of an all-failed tenant
     assert "p99.9 <= 20 ms" in md
     assert "closed loop" in md
@@ -210,7 +212,7 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
     assert "no price" in md
     assert "n/a" in md
     html = render_html(s, ctx, out)
-    assert "No shared-vs-solo comparison" in html
+    assert no_comparison in html
     assert "failed: server crashed" in html
 
 
@@ -236,22 +238,3 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
 )
 def test_formatting(fn, value, text):
     assert fn(value) == text
-
-
-def test_the_progress_display_ends_its_last_line_off_a_terminal():
-    import io
-
-    from rich.console import Console
-
-    from perseus.display import RunDisplay
-
-    out = io.StringIO()
-
-    class Load:
-        tenant, model, arrival, open_loop = "a", "m", "poisson", True
-        sent = done = measured_done = 5
-        errors = concurrency = 0
-
-    with RunDisplay(1, Console(file=out, force_terminal=False, width=100)) as display:
-        display.update(1, "shared", "measuring", 1.0, 2.0, [Load()])
-    assert out.getvalue().endswith("┘\n")  # `tail -1` of a merged log is then the run folder

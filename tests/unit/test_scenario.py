@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import tomllib
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from perseus.checks import check_price
-from perseus.errors import InputError
+from perseus.checks import check_price, prepare
+from perseus.errors import InputError, did_you_mean
 from perseus.scenario import Scenario, load, parse, with_overrides
 from perseus.server.repository import check_models
 
@@ -82,21 +83,24 @@ def test_base_scenario_is_valid():
 
 # -- unknown keys, at every level ------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "field", "suggestion"),
     [
-        (lambda d: d.update(nmae="t"), "nmae"),
-        (lambda d: d["server"].update(devcie="cpu"), "server.devcie"),
-        (lambda d: d["run"].update(sede=3), "run.sede"),
-        (lambda d: d["pricing"].update(regoin="eu"), "pricing.regoin"),
-        (lambda d: d["tenants"][0].update(sla=5), "tenants[0].sla"),
-        (lambda d: d["tenants"][1]["load"].update(rps=5), "tenants[1].load.rps"),
-        (lambda d: d["tenants"][1]["server"].update(instance=2), "tenants[1].server.instance"),
+        (lambda d: d.update(nmae="t"), "nmae", "name"),
+        (lambda d: d["server"].update(devcie="cpu"), "server.devcie", "device"),
+        (lambda d: d["run"].update(sede=3), "run.sede", "seed"),
+        (lambda d: d["pricing"].update(regoin="eu"), "pricing.regoin", "region"),
+        (lambda d: d["tenants"][0].update(sla=5), "tenants[0].sla", "sla_ms"),
+        (lambda d: d["tenants"][0].update(sla_percentil=99), "tenants[0].sla_percentil", "sla_percentile"),
+        (lambda d: d["tenants"][1]["load"].update(rps=5), "tenants[1].load.rps", None),
+        (lambda d: d["tenants"][1]["server"].update(instance=2), "tenants[1].server.instance", "instances"),
+        (lambda d: d["run"].update(colour=2), "run.colour", None),  # nothing close: no guess
     ],
     ids=_ids,
 )
-def test_unknown_keys(change, field):
+def test_unknown_keys(change, field, suggestion):
     err = error_of(mutated(change))
-    assert str(err) == f"{SRC}: {field}: unknown key"
+    hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+    assert str(err) == f"{SRC}: {field}: unknown key{hint}"
     assert err.field == field
     assert err.exit_code == 2
 
@@ -321,7 +325,7 @@ def test_unknown_model_lists_available():
     err = info.value
     assert err.field == "tenants[0].model"
     assert str(err).startswith(f"{SRC}: tenants[0].model: no model 'resnet_huge' in {MODELS}")
-    listed = re.search(r"\(has: (.*)\)$", err.reason).group(1).split(", ")
+    listed = re.search(r"\(has: (.*)\); did you mean 'resnet'\?$", err.reason).group(1).split(", ")
     assert {"resnet_tiny", "lstm_tiny", "bert_tiny"} <= set(listed)
 
 
@@ -400,3 +404,30 @@ def test_unknown_instance():
     assert message.startswith(f"{SRC}: pricing.instance: 'zz.mega' is not in the bundled catalog")
     assert "g4dn.xlarge" in message  # lists the known ones
     assert info.value.exit_code == 2
+
+
+def test_did_you_mean_only_when_a_name_is_close():
+    assert did_you_mean("resnt", ["resnet", "bert"]) == "; did you mean 'resnet'?"
+    assert did_you_mean("g4dn.xlarg", ["g5.xlarge", "g4dn.xlarge"]) == "; did you mean 'g4dn.xlarge'?"
+    assert did_you_mean("zzz", ["resnet", "bert"]) == ""
+    assert did_you_mean("a", []) == ""
+
+
+def test_relative_paths_resolve_from_the_scenario_files_folder(tmp_path, monkeypatch):
+    """As the README says: a copy of smoke.toml elsewhere looks for ../model_repository beside itself."""
+    smoke = (REPO_ROOT / "scenarios" / "smoke.toml").read_text(encoding="utf-8")
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    copied = elsewhere / "smoke.toml"
+    copied.write_text(smoke, encoding="utf-8")
+    # From scenarios/, "../model_repository" relative to the current directory would exist: it must not be used.
+    monkeypatch.chdir(REPO_ROOT / "scenarios")
+    with pytest.raises(InputError) as info:
+        prepare(copied)
+    assert info.value.field == "server.model_repository"
+    assert info.value.reason == f"no such directory: {tmp_path / 'a' / 'model_repository'}"
+    # The same file with the path written from its own folder is accepted, whatever the current directory.
+    relative = os.path.relpath(REPO_ROOT / "model_repository", elsewhere)
+    copied.write_text(smoke.replace('"../model_repository"', f'"{relative}"'), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert prepare(copied).repository == (REPO_ROOT / "model_repository").resolve()

@@ -118,3 +118,22 @@ def test_refuses_a_public_address_without_a_login(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("perseus: --web-host: ") and PASSWORD_ENV in lines[0]
     assert not run_dir.exists()
+
+
+def test_live_series_one_point_per_ten_seconds_with_the_window_in_progress():
+    tenants = [TenantInfo("a", "m", 100.0, 99.0, "constant 2/s", 2.0), TenantInfo("b", "m", 9.0, 95.0, "closed x1")]
+    live = LiveStats(tenants)
+    for i in range(50):  # 2 per second for 25 s: 10 ms for the first 10 s, then 40 ms
+        t = i / 2
+        live.add(record("a", t, 10.0 if t < 10 else 40.0, ok=i != 30))
+    live.add(record("a", -0.5, 999.0, warmup=True))
+    a, b = live.series(now_s=25.0, duration_s=60.0)
+    assert (a["sla_ms"], a["sla_percentile"], a["target_rps"]) == (100.0, 99.0, 2.0)
+    assert [w["t"] for w in a["windows"]] == [10.0, 20.0, 25.0]  # the last window is the one in progress
+    first, second, last = a["windows"]
+    assert first == {"t": 10.0, "p50": 10.0, "p99": 10.0, "rps": 2.0}
+    assert second["p50"] == 40.0 and second["rps"] == 1.9  # one of its 20 failed
+    assert last["t"] == 25.0 and last["rps"] == round(10 / 5, 1)
+    assert b["windows"] == [{"t": 10.0, "p50": None, "p99": None, "rps": 0.0}, {"t": 20.0, "p50": None, "p99": None,
+                            "rps": 0.0}, {"t": 25.0, "p50": None, "p99": None, "rps": 0.0}]  # fmt: skip
+    assert b["target_rps"] is None
