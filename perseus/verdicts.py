@@ -129,3 +129,27 @@ def calibration_view(table: pd.DataFrame) -> Group:
         for r in table.itertuples()
     ]
     return _view(headline, ["deployment", "check", "measured", "expected", "error", "pass"], body)
+
+
+def plan_view(plan: pd.DataFrame, verdict: str, fleets: Sequence) -> Group:
+    """``perseus plan``: ``PlanSummary.plan`` (plan.csv), its verdict, and the fleets it is compared with."""
+    body = [
+        [
+            str(r.group),
+            str(r.tenants),
+            str(r.models),
+            str(r.instance),
+            str(r.replicas),
+            f"{r.capacity_scale:.3g}",
+            _money(r.usd_per_hour),
+            f"{r.busy_fraction:.0%}" if math.isfinite(r.busy_fraction) else "n/a",
+            "yes" if r.verified else ("no: measured in " + str(r.measured_in) if r.measured_in != "here" else "NO"),
+        ]
+        for r in plan.itertuples()
+    ]
+    notes = [
+        f"{f.name}: " + (f"{f.servers} servers, {_money(f.usd_per_hour)}/h" if f.servers else (f.note or "n/a"))
+        for f in fleets
+    ]
+    columns = ["group", "tenants", "models", "instance", "servers", "capacity x", "$/h", "busy", "verified"]
+    return _view(verdict, columns, body, notes, left=4)

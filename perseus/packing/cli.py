@@ -62,7 +62,7 @@ def plan_command(
     the plan folder. Exit codes: 0 verified, 1 not verified or a tenant fits nowhere, 2 bad input,
     130 interrupted (rerun with the same --out to resume).
     """
-    from perseus import checks
+    from perseus import checks, verdicts
     from perseus.display import RunDisplay
     from perseus.packing import imported as imports
     from perseus.packing import run as planner
@@ -91,8 +91,8 @@ def plan_command(
         run_dir, manifest = planner.open_dir(out, ready, settings, command_line(), [str(f) for f in sources])
         with RunDisplay(0) as display:
             outcome = planner.execute(ready, settings, run_dir, manifest, display, imported)
-        text = write_plan(run_dir, ready, settings, outcome)
-        typer.echo(text, err=True)
+        summary = write_plan(run_dir, ready, settings, outcome)
+        verdicts.show(verdicts.plan_view(summary.plan, summary.verdict, summary.fleets))
         typer.echo(str(run_dir))
     if outcome.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -36,7 +36,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 LOAD_CMAP = "YlOrRd"  # light = idle, dark = busy
 
 
-def write_plan(run_dir: Path, ready: Prepared, settings: Settings, outcome: Outcome) -> str:
+def write_plan(run_dir: Path, ready: Prepared, settings: Settings, outcome: Outcome) -> PlanSummary:
     """The plan's figures, from the outcome and its verification run's folders; then every file."""
     scenario, packing = ready.scenario, outcome.packing
     names = group_names(packing) if packing else []
@@ -59,7 +59,8 @@ def write_plan(run_dir: Path, ready: Prepared, settings: Settings, outcome: Outc
         interrupted=outcome.interrupted,
     )
     planned = planned_scenario(scenario, packing, space.instance) if packing else None
-    return write(run_dir, summary, planned, outcome.measured.probes, ready.repository)
+    write(run_dir, summary, planned, outcome.measured.probes, ready.repository)
+    return summary
 
 
 def verification_figures(run_dir: Path, names: list[str], outcome: Outcome) -> tuple[dict, dict]:

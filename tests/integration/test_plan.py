@@ -26,6 +26,7 @@ def test_the_plan_is_measured_solved_and_verified(planned):
     proc, out, _ = planned
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out)
+    assert "all dedicated:" in proc.stdout and "capacity x" in proc.stdout  # the answer, on stdout
     plan = pd.read_csv(out / "plan.csv")
     assert sorted(" ".join(plan["tenants"]).split()) == ["series", "vision"]  # every tenant placed once
     assert plan["verified"].all() and (plan["replicas"] >= 1).all() and (plan["capacity_scale"] > 0).all()
