@@ -13,6 +13,7 @@ import pandas as pd
 
 from perseus.analysis import cost
 from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
+from perseus.analysis.observer import cpu_us_per_request, mean_cpu, observer_note, shares_host
 from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
 from perseus.analysis.roles import first_of_kind
@@ -73,6 +74,8 @@ DEPLOYMENT_COLUMNS = [
     "busy_fraction",
     "slas_met",
     "valid",
+    "loadgen_cpu_percent",  # the load generator's mean CPU (% of one core) over the measured window
+    "loadgen_cpu_us_per_request",  # its CPU per request sent in that window (perseus/analysis/observer.py)
 ]
 # A load generator that keeps up sends within about 2 ms of schedule at p99 here (docs/benchmarks.md,
 # "Distributed load"); past this, its own delay is a visible part of the latency it reports.
@@ -232,7 +235,7 @@ def summarize(
     empty = measured.iloc[0:0]
 
     rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
-    rows, dep_rows = [], []
+    rows, dep_rows, observer_notes = [], [], []
     for name, meta in deployments.items():
         finished = meta.get("status", "completed") == "completed"
         tenant_rows = [
@@ -241,6 +244,10 @@ def summarize(
         ]
         price = meta.get("usd_per_hour", usd_per_hour)
         dep = deployment_row(name, meta, tenant_rows, rates, price)
+        dep.update(generator_cpu(telemetry, name, float(meta["duration_s"]), tenant_rows))
+        if shares_host(effective_scenario, dep["kind"]):
+            note = observer_note(name, dep["loadgen_cpu_percent"], dep["loadgen_cpu_us_per_request"])
+            observer_notes.extend([note] if note else [])
         rows.extend(tenant_rows)
         dep_rows.append(dep)
 
@@ -257,7 +264,7 @@ def summarize(
         deployments=dep_df,
         comparison=compare(dep_df, deployments, rows_df, at_capacity),
         at_capacity=at_capacity,
-        notes=(*notes, *lag_notes(rows_df)),
+        notes=(*notes, *lag_notes(rows_df), *observer_notes),
         server=server,
         chargeback=charge,
         energy=energy,
@@ -311,6 +318,16 @@ def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.Dat
         "busy_fraction": busy,
         "slas_met": all(r["sla_met"] for r in tenant_rows),
         "valid": all(r["valid"] for r in tenant_rows),
+    }
+
+
+def generator_cpu(telemetry: pd.DataFrame | None, name: str, duration_s: float, tenant_rows: list[dict]) -> dict:
+    """The load generator's CPU over a deployment's measured window: its share of a core, and per request."""
+    percent = mean_cpu(telemetry, name, "loadgen", until_s=duration_s)
+    sent = sum(int(r["requests"]) for r in tenant_rows)
+    return {
+        "loadgen_cpu_percent": percent,
+        "loadgen_cpu_us_per_request": cpu_us_per_request(percent, duration_s, sent),
     }
 
 
