@@ -34,6 +34,7 @@ ROW_COLUMNS = [
     "deployment",
     "tenant",
     "model",
+    "protocol",  # how its requests travelled: http | grpc (Triton's protocols) | in-process (embedded)
     "requests",
     "errors",
     "duration_s",
@@ -89,6 +90,7 @@ class TenantSpec:
     sla_ms: float
     sla_percentile: float
     open_loop: bool  # closed-loop tenants have no target rate
+    protocol: str = "http"  # load.protocol: http | grpc
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
             sla_ms=float(t["sla_ms"]),
             sla_percentile=float(t["sla_percentile"]),
             open_loop=is_open_loop(t["load"]["arrival"]),
+            protocol=t["load"].get("protocol", "http"),  # older runs spoke HTTP only
         )
         for t in effective_scenario["tenants"]
     }
@@ -176,6 +179,7 @@ def tenant_row(
         "deployment": deployment,
         "tenant": spec.name,
         "model": spec.model,
+        "protocol": spec.protocol,
         "requests": len(frame),
         "errors": int(len(frame) - completed),
         "duration_s": window,
@@ -242,6 +246,9 @@ def summarize(
             tenant_row(name, specs[t], groups.get((name, t), empty), float(meta["duration_s"]), minimums, finished)
             for t in meta["tenants"]
         ]
+        if meta.get("kind") == DeploymentKind.EMBEDDED:  # no server, so no protocol: the model ran in-process
+            for r in tenant_rows:
+                r["protocol"] = "in-process"
         price = meta.get("usd_per_hour", usd_per_hour)
         dep = deployment_row(name, meta, tenant_rows, rates, price)
         dep.update(generator_cpu(telemetry, name, float(meta["duration_s"]), tenant_rows))

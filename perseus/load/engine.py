@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import gevent
 import gevent.event
 import gevent.hub
+import grpc
+import grpc.experimental.gevent
 import numpy as np
 from gevent.pool import Group
 from geventhttpclient import HTTPClient
@@ -32,6 +34,11 @@ from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
 from perseus.load.timing import deadline_waiter
 from perseus.records import StreamWriter
+
+# gRPC's own I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the
+# loop instead. It must be switched on before any channel exists, so here, where the engine is first
+# imported (after Locust has monkey-patched the standard library).
+grpc.experimental.gevent.init_gevent()
 
 # Connections per open-loop tenant. A request that finds every connection busy waits for one, and
 # that wait is charged to latency (it counts from the scheduled time), so this bounds nothing that
@@ -63,8 +70,9 @@ class TenantLoad:
     measured_done: int = 0
     last_error: str | None = None
     finished: gevent.event.Event = field(default_factory=lambda: gevent.event.Event())
-    # How requests travel: None is Triton over HTTP; otherwise a factory(connections) -> object with
-    # send() -> (ok, error, response bytes) and close(), e.g. the embedded in-process model.
+    # How requests travel: None is Triton over the request's protocol (HTTP or gRPC); otherwise a
+    # factory(connections) -> object with send() -> (ok, error, response bytes) and close(), e.g. the
+    # embedded in-process model.
     transport: Callable | None = None
 
     @property
@@ -101,6 +109,32 @@ class HttpTransport:
         self.client.close()
 
 
+class GrpcTransport:
+    """Triton's gRPC inference protocol: the prebuilt ``ModelInferRequest`` bytes on one HTTP/2 channel.
+
+    The method is called with bytes and returns bytes (no serialisers), so no protobuf message is built
+    or parsed per request. gRPC multiplexes concurrent calls on the channel's one connection, as
+    perf_analyzer's gRPC client does; ``connections`` does not apply."""
+
+    def __init__(self, address: str, request: Request, connections: int, timeout_s: float):
+        self.body, self.timeout_s = request.body, timeout_s
+        # No message size limits: a large batch of images is larger than gRPC's 4 MiB default.
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        )
+        self.call = self.channel.unary_unary(request.path)
+
+    def send(self) -> tuple[bool, str | None, int]:
+        try:
+            payload = self.call(self.body, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            return False, f"gRPC {exc.code().name}: {(exc.details() or '')[:500]}", 0
+        return True, None, len(payload)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class LoadRun:
     """One deployment's load: all tenants, one Locust environment, one recorder."""
 
@@ -113,8 +147,11 @@ class LoadRun:
         warmup_s: float,
         duration_s: float,
         request_timeout_s: float,
+        grpc_address: str = "",
     ):
+        """``grpc_address``: the server's gRPC endpoint (host:port), for tenants whose request is gRPC."""
         self.url = url
+        self.grpc_address = grpc_address
         self.tenants = tenants
         self.recorder = recorder
         self.warmup_s = warmup_s
@@ -135,6 +172,8 @@ class LoadRun:
     def _transport(self, load: TenantLoad, connections: int):
         if load.transport is not None:
             return load.transport(connections)
+        if load.request.protocol == "grpc":
+            return GrpcTransport(self.grpc_address, load.request, connections, self.request_timeout_s)
         return HttpTransport(self.url, load.request, connections, self.request_timeout_s)
 
     def _send(self, load: TenantLoad, transport, scheduled: float) -> None:

@@ -2,7 +2,8 @@
 
 Starts one real tritonserver with the calibration model at 0 ms, then sends the SAME seeded Poisson
 schedule through the real ``LoadRun`` twice: with the spin-wait the engine used before, and with the
-timerfd waiter it uses now. Prints, as JSON, the schedule and each run's recorded rows.
+timerfd waiter it uses now. Prints, as JSON, the schedule and each run's recorded rows; and the
+same tenant's request built for HTTP and for gRPC, with the schedule drawn after each.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ def one_run(url: str, waiter: str, tmp: Path) -> dict:
     }
 
 
+def protocols(url: str) -> dict:
+    """The same tenant's request over HTTP and over gRPC, each from a fresh generator with the same seed,
+    and the schedule drawn after it from each generator."""
+    out = {}
+    for protocol in ("http", "grpc"):
+        rng = arrivals.tenant_rng(7, "t")
+        request = build_request(url, calibration_model.NAME, 1, rng, protocol)
+        schedule = arrivals.schedule(LoadSpec(arrival="poisson", rate=50.0), WARMUP_S, DURATION_S, rng)
+        out[protocol] = {"body": request.body.hex(), "path": request.path, "schedule": schedule.tolist()}
+    return out
+
+
 def main() -> None:
     tmp = Path(sys.argv[1])
     repo = calibration_model.write_repository(tmp / "repo", 0.0)
@@ -56,6 +69,7 @@ def main() -> None:
     server.start()
     try:
         out = {name: one_run(server.url, name, tmp) for name in WAITERS}
+        out["protocols"] = protocols(server.url)
     finally:
         server.stop()
     json.dump(out, sys.stdout)
