@@ -16,7 +16,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -25,7 +24,6 @@ import grpc
 import grpc.experimental.gevent
 import numpy as np
 from gevent.pool import Group
-from geventhttpclient import HTTPClient
 from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
@@ -33,6 +31,7 @@ from locust.exception import StopUser
 from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
 from perseus.load.timing import deadline_waiter
+from perseus.load.wire import WireTransport
 from perseus.records import StreamWriter
 
 # gRPC's own I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the
@@ -81,32 +80,22 @@ class TenantLoad:
 
 
 class HttpTransport:
-    """Triton's HTTP/REST inference protocol with a prebuilt body, over pooled keep-alive connections."""
+    """Triton's HTTP/REST inference protocol with a prebuilt request, on pooled keep-alive sockets."""
 
     def __init__(self, url: str, request: Request, connections: int, timeout_s: float):
-        parts = urlsplit(url)
         self.request = request
-        self.client = HTTPClient(
-            parts.hostname,
-            parts.port,
-            concurrency=connections,
-            connection_timeout=CONNECT_TIMEOUT_S,
-            network_timeout=timeout_s,
+        self.wire = WireTransport(
+            url, request.path, request.body, request.headers, connections, timeout_s, CONNECT_TIMEOUT_S
         )
 
     def send(self) -> tuple[bool, str | None, int]:
-        req = self.request
-        response = self.client.post(req.path, body=req.body, headers=req.headers)
-        try:
-            payload = response.read()
-        finally:
-            response.release()
-        if response.status_code == 200:
+        status, payload = self.wire.send()
+        if status == 200:
             return True, None, len(payload)
-        return False, f"HTTP {response.status_code}: {_error_text(payload)}", len(payload)
+        return False, f"HTTP {status}: {_error_text(payload)}", len(payload)
 
     def close(self) -> None:
-        self.client.close()
+        self.wire.close()
 
 
 class GrpcTransport:
