@@ -400,3 +400,19 @@ def test_unknown_instance():
     assert message.startswith(f"{SRC}: pricing.instance: 'zz.mega' is not in the bundled catalog")
     assert "g4dn.xlarge" in message  # lists the known ones
     assert info.value.exit_code == 2
+
+
+def test_protocol_defaults_to_http_and_a_remote_grpc_tenant_needs_the_grpc_url():
+    from perseus.errors import InputError
+    from perseus.scenario import parse
+
+    tenant = {"name": "a", "model": "m", "sla_ms": 10, "load": {"rate": 5}}
+    assert parse({"name": "t", "tenants": [tenant]}, "s.toml").tenants[0].load.protocol == "http"
+    grpc = {**tenant, "load": {"rate": 5, "protocol": "grpc"}}
+    remote = {"launcher": "remote", "url": "http://10.0.0.5:8000"}
+    with pytest.raises(InputError, match=r"tenants\[0\]\.load\.protocol: 'grpc' on launcher 'remote' needs"):
+        parse({"name": "t", "server": remote, "tenants": [grpc]}, "s.toml")
+    ok = parse({"name": "t", "server": {**remote, "grpc_url": "10.0.0.5:8001"}, "tenants": [grpc]}, "s.toml")
+    assert ok.server.grpc_url == "10.0.0.5:8001"
+    with pytest.raises(InputError, match=r"server\.grpc_url"):
+        parse({"name": "t", "server": {**remote, "grpc_url": "http://10.0.0.5:8001"}, "tenants": [grpc]}, "s.toml")
