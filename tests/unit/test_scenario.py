@@ -403,9 +403,6 @@ def test_unknown_instance():
 
 
 def test_protocol_defaults_to_http_and_a_remote_grpc_tenant_needs_the_grpc_url():
-    from perseus.errors import InputError
-    from perseus.scenario import parse
-
     tenant = {"name": "a", "model": "m", "sla_ms": 10, "load": {"rate": 5}}
     assert parse({"name": "t", "tenants": [tenant]}, "s.toml").tenants[0].load.protocol == "http"
     grpc = {**tenant, "load": {"rate": 5, "protocol": "grpc"}}
