@@ -116,8 +116,10 @@ class GrpcTransport:
     def send(self) -> tuple[bool, str | None, int]:
         try:
             payload = self.call(self.body, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            return False, f"gRPC {exc.code().name}: {(exc.details() or '')[:500]}", 0
+        except grpc.RpcError as exc:  # a failed call is also a grpc.Call: its status code and details
+            code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
+            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            return False, f"gRPC {code}: {(details or '')[:500]}", 0
         return True, None, len(payload)
 
     def close(self) -> None:
