@@ -1,7 +1,7 @@
 """perseus vs perf_analyzer, side by side against ONE tritonserver.
 
     benchmarks/get_perf_analyzer.sh            # once: fetches perf_analyzer into benchmarks/.tools/
-    .venv/bin/python benchmarks/vs_perf_analyzer.py [--quick]
+    .venv/bin/python benchmarks/vs_perf_analyzer.py [--quick] [--protocol grpc] [--closed-only]
 
 Two comparisons, in one run, against the same server:
 
@@ -13,6 +13,9 @@ Two comparisons, in one run, against the same server:
    --max-threads and --max-threads 64) vs M/D/1 theory with the measured service time, plus the fixed
    client overhead measured at concurrency 1 (as perseus.calibration.analysis.client_overhead_ms does),
    added equally to both tools.
+
+``--protocol grpc`` runs both tools over Triton's gRPC protocol (perseus's ``load.protocol = "grpc"``,
+perf_analyzer's ``-i grpc``); ``--closed-only`` skips the open-loop part.
 
 Writes benchmarks/results/vs_perf_analyzer.json (or --out) and prints two Markdown tables. A benchmark,
 not a test: numbers depend on the machine and on whatever else runs on it.
@@ -211,6 +214,8 @@ def perseus_run(
     concurrency: int = 1,
     rate: float | None = None,
     tmp: Path,
+    protocol: str = "http",
+    grpc_address: str = "",
 ):
     """One LoadRun with one tenant, built as perseus/load/build.py build_load_run builds it; returns the requests
     frame."""
@@ -219,7 +224,7 @@ def perseus_run(
         tenant=tenant,
         model=model,
         deployment=tenant,
-        request=build_request(url, model, 1, rng),
+        request=build_request(url, model, 1, rng, protocol),
         arrival=arrival,
         concurrency=concurrency,
     )
@@ -228,7 +233,10 @@ def perseus_run(
         load.schedule = np.concatenate([gen(rate, -warmup_s, warmup_s, rng), gen(rate, 0.0, duration_s, rng)])
     path = tmp / f"{tenant}.parquet"
     recorder = StreamWriter(path, results.REQUEST_SCHEMA)
-    run = LoadRun(url, [load], recorder, warmup_s=warmup_s, duration_s=duration_s, request_timeout_s=30.0)
+    run = LoadRun(
+        url, [load], recorder, warmup_s=warmup_s, duration_s=duration_s, request_timeout_s=30.0,
+        grpc_address=grpc_address,
+    )  # fmt: skip
     try:
         run.run(recorder.flush, tick_s=0.5)
     finally:
@@ -265,15 +273,18 @@ def perf_analyzer_binary() -> Path:
     return found
 
 
-def perf_analyzer(binary: Path, server_url: str, model: str, args: list[str], settings: Settings, tmp: Path):
-    """Run perf_analyzer once; returns (row of its CSV as numbers, command, stdout tail)."""
+def perf_analyzer(
+    binary: Path, server_url: str, model: str, args: list[str], settings: Settings, tmp: Path, grpc_address: str = ""
+):
+    """Run perf_analyzer once; returns (row of its CSV as numbers, command, stdout tail). With a
+    ``grpc_address`` it speaks gRPC to it (``-i grpc``), else HTTP to ``server_url``."""
     csv_path = tmp / f"pa-{model}-{time.monotonic_ns()}.csv"
-    hostport = server_url.removeprefix("http://")
+    hostport = grpc_address or server_url.removeprefix("http://")
     cmd = [
         str(binary),
         "-m", model,
         "-u", hostport,
-        "-i", "http",
+        "-i", "grpc" if grpc_address else "http",
         "--measurement-interval", str(settings.pa_window_ms),
         "--stability-percentage", str(settings.pa_stability_percentage),
         "--max-trials", str(settings.pa_max_trials),
@@ -305,12 +316,21 @@ def perf_analyzer(binary: Path, server_url: str, model: str, args: list[str], se
 
 
 # -- the benchmark -----------------------------------------------------------------------------------
-def run(settings: Settings, out_path: Path, quick: bool) -> dict:
+def run(settings: Settings, out_path: Path, quick: bool, protocol: str = "http", closed_only: bool = False) -> dict:
     binary = perf_analyzer_binary()
     started = time.perf_counter()
     report: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": " ".join([".venv/bin/python", "benchmarks/vs_perf_analyzer.py", *(["--quick"] if quick else [])]),
+        "command": " ".join(
+            [
+                ".venv/bin/python",
+                "benchmarks/vs_perf_analyzer.py",
+                *(["--quick"] if quick else []),
+                *(["--protocol", protocol] if protocol != "http" else []),
+                *(["--closed-only"] if closed_only else []),
+            ]
+        ),
+        "protocol": protocol,
         "machine": {
             "cpus": os.cpu_count(),
             "cpu": _cpu_model(),
@@ -328,8 +348,10 @@ def run(settings: Settings, out_path: Path, quick: bool) -> dict:
             url = server.url
             stats = ServerStats(server)
             report["server"] = {"version": _get_json(f"{url}/v2").get("version")}
-            report["closed"] = closed_loop(settings, url, stats, binary, tmp)
-            report["open"] = open_loop(settings, url, stats, binary, tmp)
+            grpc_address = server.grpc_address if protocol == "grpc" else ""
+            report["closed"] = closed_loop(settings, url, stats, binary, tmp, grpc_address)
+            if not closed_only:
+                report["open"] = open_loop(settings, url, stats, binary, tmp)
         finally:
             server.stop()
     report["elapsed_s"] = time.perf_counter() - started
@@ -339,7 +361,9 @@ def run(settings: Settings, out_path: Path, quick: bool) -> dict:
     return report
 
 
-def closed_loop(settings: Settings, url: str, stats: ServerStats, binary: Path, tmp: Path) -> list[dict]:
+def closed_loop(
+    settings: Settings, url: str, stats: ServerStats, binary: Path, tmp: Path, grpc_address: str = ""
+) -> list[dict]:
     """Per concurrency: perseus, perf_analyzer, perseus again. The two perseus runs bracket the
     perf_analyzer run, so slow drifts in the machine's background load hit both tools alike; perseus's
     figures pool both runs (throughput: total measured ok / total measured time)."""
@@ -352,7 +376,9 @@ def closed_loop(settings: Settings, url: str, stats: ServerStats, binary: Path, 
             if half == "b":
                 _log(f"closed loop, concurrency {c}: perf_analyzer")
                 with Meter(stats, NULL) as m:
-                    pa, cmd, tail = perf_analyzer(binary, url, NULL, ["--concurrency-range", str(c)], settings, tmp)
+                    pa, cmd, tail = perf_analyzer(
+                        binary, url, NULL, ["--concurrency-range", str(c)], settings, tmp, grpc_address
+                    )
                 pa.update(m.summary(m.child_cpu_s), command=cmd, output_tail=tail)
             _log(f"closed loop, concurrency {c}: perseus ({half})")
             with Meter(stats, NULL) as m:
@@ -366,6 +392,8 @@ def closed_loop(settings: Settings, url: str, stats: ServerStats, binary: Path, 
                         warmup_s=settings.closed_warmup_s,
                         duration_s=settings.closed_duration_s,
                         tmp=tmp,
+                        protocol="grpc" if grpc_address else "http",
+                        grpc_address=grpc_address,
                     )
                 )
             meters.append(m)
@@ -478,6 +506,8 @@ def markdown(report: dict) -> str:
             f"{p['server_cpu_us_per_request']:.0f} / {a['server_cpu_us_per_request']:.0f} | "
             f"{p['other_cpu_cores']:.2f} / {a['other_cpu_cores']:.2f} |"
         )
+    if "open" not in report:
+        return "\n".join(lines) + "\n"
     probe = report["open"]["probe"]
     lines += [
         "",
@@ -534,12 +564,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke check")
     parser.add_argument("--service-ms", type=float, default=None, help="calibration service time (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="JSON results path")
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol of both tools")
+    parser.add_argument("--closed-only", action="store_true", help="skip the open-loop comparison")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else Settings()
     if args.service_ms is not None:
         settings = Settings(**{**settings.__dict__, "service_ms": args.service_ms})
     default_out = HERE / "results" / ("vs_perf_analyzer-quick.json" if args.quick else "vs_perf_analyzer.json")
-    report = run(settings, args.out or default_out, args.quick)
+    report = run(settings, args.out or default_out, args.quick, args.protocol, args.closed_only)
     print(markdown(report))
     _log(f"done in {report['elapsed_s']:.0f} s; results in {args.out or default_out}")
 

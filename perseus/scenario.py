@@ -43,6 +43,8 @@ class ServerSpec(_Strict):
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
+    # remote only, for tenants with load.protocol = "grpc": Triton's gRPC endpoint, e.g. 10.0.0.5:8001
+    grpc_url: str | None = Field(None, pattern=r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}$")
     metrics_url: str | None = None  # remote only, e.g. http://10.0.0.5:8002/metrics
     image: str | None = None  # docker only; DEFAULT_DOCKER_IMAGE when left out
 
@@ -72,8 +74,10 @@ class ServerSpec(_Strict):
     def _url_needs_remote(self) -> ServerSpec:
         if self.launcher == "remote" and self.url is None:
             raise ValueError("launcher 'remote' needs url")
-        if self.launcher != "remote" and (self.url is not None or self.metrics_url is not None):
-            raise ValueError("url and metrics_url are only for launcher 'remote'")
+        if self.launcher != "remote" and (
+            self.url is not None or self.metrics_url is not None or self.grpc_url is not None
+        ):
+            raise ValueError("url, metrics_url and grpc_url are only for launcher 'remote'")
         if self.launcher != "docker" and self.image is not None:
             raise _invalid(("image",), f"is only for launcher 'docker' (launcher is '{self.launcher}')")
         return self
@@ -115,6 +119,8 @@ class LoadSpec(_Strict):
     """How a tenant's requests arrive. Open-loop kinds are seeded schedules drawn before the run."""
 
     arrival: Literal["poisson", "constant", "step", "spike", "trace", "ramp", "closed"] = "poisson"
+    # Triton's inference protocol for this tenant: HTTP/REST or gRPC (the same server, records and latency).
+    protocol: Literal["http", "grpc"] = "http"
     rate: float | None = Field(None, gt=0)  # req/s: poisson, constant, spike base, trace mean
     concurrency: int | None = Field(None, ge=1)  # closed loop only
     # step: [[rate, seconds], ...] levels (e.g. light, medium, high) held in turn, repeating.
@@ -388,6 +394,18 @@ class Scenario(_Strict):
     # default `shared` and `solo-<tenant>` deployments.
     deployments: list[GroupSpec] = Field(default_factory=list)
     sweep: SweepSpec | None = None  # `perseus sweep` only
+
+    @model_validator(mode="after")
+    def _grpc_endpoint(self) -> Scenario:
+        # A local or docker server's gRPC port is known once it runs; a remote one's must be given.
+        if self.server.launcher == "remote" and self.server.grpc_url is None:
+            for i, t in enumerate(self.tenants):
+                if t.load.protocol == "grpc":
+                    raise _invalid(
+                        ("tenants", i, "load", "protocol"),
+                        "'grpc' on launcher 'remote' needs server.grpc_url (e.g. '10.0.0.5:8001')",
+                    )
+        return self
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)

@@ -133,11 +133,12 @@ class DeploymentSession:
     def _load(self, served: dict[str, str]) -> LoadRun | DistributedLoad:
         scenario, deployment, url = self.scenario, self.deployment, self.server.url
         if self.workers is None:
-            return build_load_run(scenario, deployment, url, self.recorder, served, self.source_repo)
+            grpc = self.server.grpc_address
+            return build_load_run(scenario, deployment, url, self.recorder, served, self.source_repo, grpc)
         # The load is sent by the master's workers; the tenants here only count, for the display.
         return DistributedLoad(
             self.workers,
-            make_plan(scenario, deployment, url, served),
+            make_plan(scenario, deployment, url, served, self.server.grpc_address),
             counting_loads(scenario, deployment),
             self.recorder,
             warmup_s=scenario.run.warmup_s,

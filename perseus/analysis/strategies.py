@@ -7,11 +7,9 @@ load generator's CPU, so both sides show the CPU the load generator and the serv
 
 from __future__ import annotations
 
-import json
-import math
-
 import pandas as pd
 
+from perseus.analysis.observer import mean_cpu
 from perseus.analysis.roles import first_of_kind
 from perseus.kinds import DeploymentKind
 
@@ -27,20 +25,6 @@ COLUMNS = [
     "loadgen_cpu_percent",
     "server_cpu_percent",
 ]
-
-
-def mean_cpu(telemetry: pd.DataFrame | None, deployment: str, process: str) -> float:
-    """Mean CPU (% of one core) of a process role over a deployment's measured window (t >= 0)."""
-    if telemetry is None or telemetry.empty:
-        return math.nan
-    rows = telemetry[
-        (telemetry["deployment"] == deployment)
-        & (telemetry["source"] == "host")
-        & (telemetry["metric"] == "cpu_percent")
-        & (telemetry["t_s"] >= 0)
-    ]
-    rows = rows[rows["labels"].map(lambda s: json.loads(s).get("process") == process)]
-    return float(rows["value"].mean()) if len(rows) else math.nan
 
 
 def compare_strategies(

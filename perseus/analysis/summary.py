@@ -14,6 +14,7 @@ import pandas as pd
 
 from perseus.analysis import cost
 from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
+from perseus.analysis.observer import cpu_us_per_request, mean_cpu, observer_note, shares_host
 from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
 from perseus.analysis.roles import first_of_kind
@@ -34,6 +35,7 @@ ROW_COLUMNS = [
     "deployment",
     "tenant",
     "model",
+    "protocol",  # how its requests travelled: http | grpc (Triton's protocols) | in-process (embedded)
     "requests",
     "errors",
     "duration_s",
@@ -75,6 +77,8 @@ DEPLOYMENT_COLUMNS = [
     "slas_met",
     "valid",
     "failed_scrapes",  # telemetry scrapes that failed, all sources (the manifest has them by source)
+    "loadgen_cpu_percent",  # the load generator's mean CPU (% of one core) over the measured window
+    "loadgen_cpu_us_per_request",  # its CPU per request sent in that window (perseus/analysis/observer.py)
 ]
 # A load generator that keeps up sends within about 2 ms of schedule at p99 here (docs/benchmarks.md,
 # "Distributed load"); past this, its own delay is a visible part of the latency it reports.
@@ -89,6 +93,7 @@ class TenantSpec:
     sla_percentile: float
     open_loop: bool  # closed-loop tenants have no target rate
     rate: float | None = None  # the configured rate (req/s) of poisson and constant loads
+    protocol: str = "http"  # load.protocol: http | grpc
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
             sla_percentile=float(t["sla_percentile"]),
             open_loop=is_open_loop(t["load"]["arrival"]),
             rate=_configured_rate(t["load"]),
+            protocol=t["load"].get("protocol", "http"),  # older runs spoke HTTP only
         )
         for t in effective_scenario["tenants"]
     }
@@ -189,6 +195,7 @@ def tenant_row(
         "deployment": deployment,
         "tenant": spec.name,
         "model": spec.model,
+        "protocol": spec.protocol,
         "requests": len(frame),
         "errors": int(len(frame) - completed),
         "duration_s": window,
@@ -256,7 +263,7 @@ def summarize(
     empty = measured.iloc[0:0]
 
     rates = cost.server_rates(cost.triton_counters(telemetry)).set_index(["deployment", "tenant"])
-    rows, dep_rows = [], []
+    rows, dep_rows, observer_notes = [], [], []
     for name, meta in deployments.items():
         status = str(meta.get("status", "completed"))
         ran = meta.get("models") or {}  # a model variant that ran instead of the scenario's model
@@ -271,8 +278,15 @@ def summarize(
             )
             for t in meta["tenants"]
         ]
+        if meta.get("kind") == DeploymentKind.EMBEDDED:  # no server, so no protocol: the model ran in-process
+            for r in tenant_rows:
+                r["protocol"] = "in-process"
         price = meta.get("usd_per_hour", usd_per_hour)
         dep = deployment_row(name, meta, tenant_rows, rates, price)
+        dep.update(generator_cpu(telemetry, name, float(meta["duration_s"]), tenant_rows))
+        if shares_host(effective_scenario, dep["kind"]):
+            note = observer_note(name, dep["loadgen_cpu_percent"], dep["loadgen_cpu_us_per_request"])
+            observer_notes.extend([note] if note else [])
         rows.extend(tenant_rows)
         dep_rows.append(dep)
 
@@ -294,6 +308,7 @@ def summarize(
         notes=(
             *notes,
             *lag_notes(rows_df),
+            *observer_notes,
             *scrape_notes(deployments),
             *counter_notes(charge),
             *fallback_notes(deployments),
@@ -352,6 +367,16 @@ def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.Dat
         "slas_met": all(r["sla_met"] for r in tenant_rows),
         "valid": all(r["valid"] for r in tenant_rows),
         "failed_scrapes": sum((meta.get("failed_scrapes") or {}).values()),
+    }
+
+
+def generator_cpu(telemetry: pd.DataFrame | None, name: str, duration_s: float, tenant_rows: list[dict]) -> dict:
+    """The load generator's CPU over a deployment's measured window: its share of a core, and per request."""
+    percent = mean_cpu(telemetry, name, "loadgen", until_s=duration_s)
+    sent = sum(int(r["requests"]) for r in tenant_rows)
+    return {
+        "loadgen_cpu_percent": percent,
+        "loadgen_cpu_us_per_request": cpu_us_per_request(percent, duration_s, sent),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from perseus.errors import ServerError
 from perseus.load import arrivals
 from perseus.load.embedded import EmbeddedModel, onnx_file
 from perseus.load.engine import LoadRun, TenantLoad
@@ -25,9 +26,13 @@ def build_load_run(
     recorder: StreamWriter,
     served: dict[str, str],
     source_repo: Path | None,
+    grpc_address: str = "",
 ) -> LoadRun:
-    """``served``: tenant -> the model's name on the server. ``source_repo`` is needed only for embedded."""
+    """``served``: tenant -> the model's name on the server. ``source_repo`` is needed only for embedded.
+    ``grpc_address``: the server's gRPC host:port, for tenants with ``load.protocol = "grpc"``."""
     loads = [tenant_load(scenario, deployment, name, url, served, source_repo) for name in deployment.tenants]
+    if any(load.request is not None and load.request.protocol == "grpc" for load in loads) and not grpc_address:
+        raise ServerError(f"deployment {deployment.name}: a tenant speaks gRPC but the server has no gRPC address")
     return LoadRun(
         url,
         loads,
@@ -35,6 +40,7 @@ def build_load_run(
         warmup_s=scenario.run.warmup_s,
         duration_s=scenario.run.duration_s,
         request_timeout_s=scenario.run.request_timeout_s,
+        grpc_address=grpc_address,
     )
 
 
@@ -50,7 +56,7 @@ def tenant_load(
         model_file = onnx_file(source_repo, tenant.model)
         transport = EmbeddedModel(model_file, tenant.batch, rng, instances=tenant.server.instances or 1)
     else:
-        request = build_request(url, served[name], tenant.batch, rng)
+        request = build_request(url, served[name], tenant.batch, rng, tenant.load.protocol)
     load = TenantLoad(
         tenant=name,
         model=tenant.model,

@@ -490,7 +490,9 @@ def build_shard(plan: dict, url: str, recorder) -> LoadRun:
     deployment = Deployment(**{**checked.deployment.model_dump(), "tenants": tuple(checked.deployment.tenants)})
     with tempfile.TemporaryDirectory(prefix="perseus-worker-") as tmp:
         scenario = scenario_from_plan(plan, Path(tmp))  # trace files are read while the schedules are built
-        run = build_load_run(scenario, deployment, url, recorder, plan["served"], source_repo=None)
+        run = build_load_run(
+            scenario, deployment, url, recorder, plan["served"], source_repo=None, grpc_address=checked.grpc_address
+        )
     run.tenants = shard_loads(run.tenants, plan["shard"], plan["shards"])
     # The measurement start as this machine's perf_counter: every worker starts at the same wall time.
     run.t0 = time.perf_counter() + (plan["t0"] - time.time())

@@ -65,8 +65,8 @@ class EmbeddedModel:
             else:
                 self.feed[spec.name] = rng.standard_normal(size=dims).astype(dtype)
         self.pool = ThreadPool(instances)
-        # The event loop spins (holding the GIL) just before each arrival; a model thread finishing
-        # then waits up to the interpreter's 5 ms switch interval to hand back its result. A short
+        # The event loop holds the GIL while it runs Python (dispatching, recording); a model thread
+        # finishing then waits up to the interpreter's 5 ms switch interval to hand back its result. A short
         # interval keeps that hand-off from showing up as latency.
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)

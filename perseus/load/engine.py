@@ -16,21 +16,28 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
 import gevent.hub
+import grpc
+import grpc.experimental.gevent
 import numpy as np
 from gevent.pool import Group
-from geventhttpclient import HTTPClient
 from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
 from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
+from perseus.load.timing import deadline_waiter
+from perseus.load.wire import WireTransport
 from perseus.records import StreamWriter
+
+# gRPC's own I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the
+# loop instead. It must be switched on before any channel exists, so here, where the engine is first
+# imported (after Locust has monkey-patched the standard library).
+grpc.experimental.gevent.init_gevent()
 
 # Connections per open-loop tenant. A request that finds every connection busy waits for one, and
 # that wait is charged to latency (it counts from the scheduled time), so this bounds nothing that
@@ -43,10 +50,6 @@ ABORT_GRACE_S = 2.0
 # greenlet, where perseus handles it. An interrupt is not an error: pass it on without the traceback.
 if KeyboardInterrupt not in gevent.hub.Hub.NOT_ERROR:
     gevent.hub.Hub.NOT_ERROR = (*gevent.hub.Hub.NOT_ERROR, KeyboardInterrupt)
-# The event loop's timers wake up to ~1 ms late (epoll_wait takes milliseconds), which would show up
-# as scheduled-to-sent lag. So sleep until this long before an arrival, then yield in a tight loop
-# (still serving other greenlets) until it is due. Measured here: lag p50 0.8 ms -> 0.002 ms.
-SPIN_S = 0.0015
 
 
 @dataclass
@@ -66,8 +69,9 @@ class TenantLoad:
     measured_done: int = 0
     last_error: str | None = None
     finished: gevent.event.Event = field(default_factory=lambda: gevent.event.Event())
-    # How requests travel: None is Triton over HTTP; otherwise a factory(connections) -> object with
-    # send() -> (ok, error, response bytes) and close(), e.g. the embedded in-process model.
+    # How requests travel: None is Triton over the request's protocol (HTTP or gRPC); otherwise a
+    # factory(connections) -> object with send() -> (ok, error, response bytes) and close(), e.g. the
+    # embedded in-process model.
     transport: Callable | None = None
 
     @property
@@ -76,32 +80,50 @@ class TenantLoad:
 
 
 class HttpTransport:
-    """Triton's HTTP/REST inference protocol with a prebuilt body, over pooled keep-alive connections."""
+    """Triton's HTTP/REST inference protocol with a prebuilt request, on pooled keep-alive sockets."""
 
     def __init__(self, url: str, request: Request, connections: int, timeout_s: float):
-        parts = urlsplit(url)
         self.request = request
-        self.client = HTTPClient(
-            parts.hostname,
-            parts.port,
-            concurrency=connections,
-            connection_timeout=CONNECT_TIMEOUT_S,
-            network_timeout=timeout_s,
+        self.wire = WireTransport(
+            url, request.path, request.body, request.headers, connections, timeout_s, CONNECT_TIMEOUT_S
         )
 
     def send(self) -> tuple[bool, str | None, int]:
-        req = self.request
-        response = self.client.post(req.path, body=req.body, headers=req.headers)
-        try:
-            payload = response.read()
-        finally:
-            response.release()
-        if response.status_code == 200:
+        status, payload = self.wire.send()
+        if status == 200:
             return True, None, len(payload)
-        return False, f"HTTP {response.status_code}: {_error_text(payload)}", len(payload)
+        return False, f"HTTP {status}: {_error_text(payload)}", len(payload)
 
     def close(self) -> None:
-        self.client.close()
+        self.wire.close()
+
+
+class GrpcTransport:
+    """Triton's gRPC inference protocol: the prebuilt ``ModelInferRequest`` bytes on one HTTP/2 channel.
+
+    The method is called with bytes and returns bytes (no serialisers), so no protobuf message is built
+    or parsed per request. gRPC multiplexes concurrent calls on the channel's one connection, as
+    perf_analyzer's gRPC client does; ``connections`` does not apply."""
+
+    def __init__(self, address: str, request: Request, connections: int, timeout_s: float):
+        self.body, self.timeout_s = request.body, timeout_s
+        # No message size limits: a large batch of images is larger than gRPC's 4 MiB default.
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        )
+        self.call = self.channel.unary_unary(request.path)
+
+    def send(self) -> tuple[bool, str | None, int]:
+        try:
+            payload = self.call(self.body, timeout=self.timeout_s)
+        except grpc.RpcError as exc:  # a failed call is also a grpc.Call: its status code and details
+            code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
+            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            return False, f"gRPC {code}: {(details or '')[:500]}", 0
+        return True, None, len(payload)
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 class LoadRun:
@@ -116,8 +138,11 @@ class LoadRun:
         warmup_s: float,
         duration_s: float,
         request_timeout_s: float,
+        grpc_address: str = "",
     ):
+        """``grpc_address``: the server's gRPC endpoint (host:port), for tenants whose request is gRPC."""
         self.url = url
+        self.grpc_address = grpc_address
         self.tenants = tenants
         self.recorder = recorder
         self.warmup_s = warmup_s
@@ -126,23 +151,20 @@ class LoadRun:
         self.t0 = 0.0  # perf_counter() at measurement start
         self.abort_reason: str | None = None
         self.env: Environment | None = None
+        # Each open-loop dispatcher's way to wait for its next arrival (perseus/load/timing.py).
+        self.new_waiter = deadline_waiter
 
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> float:
         """Seconds since the measurement start (negative during warm-up)."""
         return time.perf_counter() - self.t0
 
-    def _wait_until(self, t: float) -> None:
-        delay = t - self.now() - SPIN_S
-        if delay > 0:
-            gevent.sleep(delay)
-        while self.now() < t:
-            gevent.sleep(0)
-
     # -- one request ---------------------------------------------------------------------------
     def _transport(self, load: TenantLoad, connections: int):
         if load.transport is not None:
             return load.transport(connections)
+        if load.request.protocol == "grpc":
+            return GrpcTransport(self.grpc_address, load.request, connections, self.request_timeout_s)
         return HttpTransport(self.url, load.request, connections, self.request_timeout_s)
 
     def _send(self, load: TenantLoad, transport, scheduled: float) -> None:
@@ -200,16 +222,18 @@ class LoadRun:
         """Open loop: issue each request at its scheduled time, never waiting for responses."""
         client = self._transport(load, OPEN_LOOP_CONNECTIONS)
         inflight = Group()
+        waiter = self.new_waiter(self.t0)
         try:
             for scheduled in load.schedule:
                 if self.abort_reason:
                     break
-                self._wait_until(scheduled)
+                waiter.wait_until(scheduled)
                 inflight.spawn(self._send, load, client, float(scheduled))
             # Give in-flight requests up to the request timeout; an aborted run (server gone) fails fast.
             inflight.join(timeout=ABORT_GRACE_S if self.abort_reason else self.request_timeout_s)
         finally:
             inflight.kill(block=True)
+            waiter.close()
             client.close()
             load.finished.set()
 

@@ -1,6 +1,10 @@
 """Request inputs built from the model's own metadata, once per tenant, not per request.
 
-Any Triton repository works, not only ours: shapes and datatypes come from the server.
+Any Triton repository works, not only ours: shapes and datatypes come from the server. The tensors
+are drawn once from the tenant's generator, in the same order for either protocol, so a tenant's
+schedule (drawn next from the same generator) does not depend on its protocol. Over HTTP the body is
+Triton's binary-tensor JSON request; over gRPC it is a serialised ``ModelInferRequest`` that the
+engine sends as raw bytes, so neither protocol builds a message per request.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.http as httpclient
-from tritonclient.utils import triton_to_np_dtype
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import serialize_byte_tensor, triton_to_np_dtype
 
 from perseus.errors import ServerError
 
@@ -20,16 +25,19 @@ from perseus.errors import ServerError
 INT_HIGH = 100
 # A variable (-1) dimension other than the batch gets this size.
 VARIABLE_DIM = 16
+# Triton's gRPC inference method (grpc_service.proto), called with the prebuilt request bytes.
+GRPC_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 
 
 @dataclass(frozen=True)
 class Request:
     """A prebuilt inference request: the body is sent as-is for every request of the tenant."""
 
-    path: str
+    path: str  # HTTP: the infer URL path; gRPC: the method
     body: bytes
     headers: dict[str, str]
     batch: int
+    protocol: str = "http"  # http | grpc
 
 
 def _get_json(url: str, timeout: float = 10.0) -> dict:
@@ -48,7 +56,7 @@ def random_tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> 
     return rng.standard_normal(size=shape).astype(dtype)
 
 
-def build_request(url: str, served_name: str, batch: int, rng: np.random.Generator) -> Request:
+def build_request(url: str, served_name: str, batch: int, rng: np.random.Generator, protocol: str = "http") -> Request:
     """Read the model's metadata and config from the server and build one request body."""
     try:
         meta = _get_json(f"{url}/v2/models/{served_name}")
@@ -56,23 +64,42 @@ def build_request(url: str, served_name: str, batch: int, rng: np.random.Generat
     except OSError as exc:
         raise ServerError(f"cannot read metadata of model '{served_name}' from {url}: {exc}") from None
     batched = int(config.get("max_batch_size", 0)) > 0
-    inputs = []
+    tensors = []
     for spec in meta["inputs"]:
         dims = [VARIABLE_DIM if d < 0 else int(d) for d in spec["shape"]]
         if batched:
             dims[0] = batch
-        tensor = random_tensor(spec["datatype"], dims, rng)
-        infer_input = httpclient.InferInput(spec["name"], dims, spec["datatype"])
+        tensors.append((spec["name"], spec["datatype"], dims, random_tensor(spec["datatype"], dims, rng)))
+    outputs = [o["name"] for o in meta["outputs"]]
+    batch = batch if batched else 1
+    if protocol == "grpc":
+        return _grpc_request(served_name, tensors, outputs, batch)
+    return _http_request(served_name, tensors, outputs, batch)
+
+
+def _http_request(served_name: str, tensors: list, outputs: list[str], batch: int) -> Request:
+    inputs = []
+    for name, datatype, dims, tensor in tensors:
+        infer_input = httpclient.InferInput(name, dims, datatype)
         infer_input.set_data_from_numpy(tensor, binary_data=True)
         inputs.append(infer_input)
-    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=True) for o in meta["outputs"]]
-    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    requested = [httpclient.InferRequestedOutput(name, binary_data=True) for name in outputs]
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=requested)
     headers = {"Content-Type": "application/octet-stream"}
     if json_size is not None:
         headers["Inference-Header-Content-Length"] = str(json_size)
-    return Request(
-        path=f"/v2/models/{served_name}/infer",
-        body=bytes(body),
-        headers=headers,
-        batch=batch if batched else 1,
-    )
+    return Request(path=f"/v2/models/{served_name}/infer", body=bytes(body), headers=headers, batch=batch)
+
+
+def _grpc_request(served_name: str, tensors: list, outputs: list[str], batch: int) -> Request:
+    request = service_pb2.ModelInferRequest(model_name=served_name)
+    for name, datatype, dims, tensor in tensors:
+        spec = request.inputs.add()
+        spec.name, spec.datatype = name, datatype
+        spec.shape.extend(dims)
+        # raw_input_contents: each tensor's bytes in row-major order; BYTES elements length-prefixed.
+        raw = serialize_byte_tensor(tensor).item() if datatype == "BYTES" else tensor.tobytes()
+        request.raw_input_contents.append(raw)
+    for name in outputs:
+        request.outputs.add().name = name
+    return Request(path=GRPC_INFER_METHOD, body=request.SerializeToString(), headers={}, batch=batch, protocol="grpc")

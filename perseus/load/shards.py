@@ -46,7 +46,7 @@ def shard_loads(loads: list, shard: int, shards: int) -> list:
     return out
 
 
-def make_plan(scenario, deployment, url: str, served: dict[str, str]) -> dict:
+def make_plan(scenario, deployment, url: str, served: dict[str, str], grpc_address: str = "") -> dict:
     """What every worker needs to build its shard (see ``distributed.build_shard``)."""
     return {
         "scenario": scenario.model_dump_json(),
@@ -58,6 +58,7 @@ def make_plan(scenario, deployment, url: str, served: dict[str, str]) -> dict:
             "strategy": deployment.strategy,
         },
         "url": url,
+        "grpc_address": grpc_address,
         "served": dict(served),
         "traces": {
             name: Path(scenario.tenant(name).load.trace).read_text(encoding="utf-8")
@@ -85,6 +86,7 @@ class WorkerPlan(BaseModel):
     scenario: str
     deployment: _DeploymentPlan
     url: str = Field(pattern=r"^https?://[^\s]+$")
+    grpc_address: str = Field("", pattern=r"^([A-Za-z0-9._\[\]:-]+:[0-9]{1,5})?$")
     served: dict[str, str]
     traces: dict[str, str]
     token: str = Field(min_length=1, max_length=200)

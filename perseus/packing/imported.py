@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from pydantic import ValidationError
 
 from perseus.analysis.bracket import Search
 from perseus.errors import InputError
@@ -23,7 +24,7 @@ from perseus.manifest import CommandKind, Manifest
 from perseus.packing.probes import holds
 from perseus.packing.variants import Member, label
 from perseus.pricing.catalog import Price
-from perseus.scenario import Scenario
+from perseus.scenario import Scenario, Tenant
 
 FLAG = "--from"
 PROBES_CSV = "probes.csv"
@@ -83,8 +84,12 @@ def _same_tenant(
     if here is None:
         raise InputError(FLAG, None, f"{where}: measured tenant {tenant!r}, which this scenario does not have")
     mine = here.model_dump(mode="json")
+    try:  # through today's model: a key added since (with its default) is no difference
+        there = Tenant.model_validate(theirs[tenant]).model_dump(mode="json")
+    except ValidationError:
+        raise InputError(FLAG, None, f"{where}: tenant {tenant!r} there is not a tenant this perseus reads") from None
     for name in SAME_FIELDS:
-        if mine.get(name) != theirs[tenant].get(name):
+        if mine.get(name) != there.get(name):
             raise InputError(
                 FLAG, None, f"{where}: tenant {tenant!r} has another {name} there; its capacity does not hold here"
             )

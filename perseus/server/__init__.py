@@ -22,6 +22,7 @@ class Server(Protocol):
 
     url: str  # HTTP/REST base, e.g. http://127.0.0.1:8000
     metrics_url: str  # Prometheus text endpoint
+    grpc_address: str  # Triton's gRPC endpoint as host:port ("" when unknown: no gRPC tenant can use it)
     log_path: Path
 
     def start(self) -> None: ...

@@ -168,7 +168,7 @@ class DockerServer:
         self.gpu = gpu
         self.startup_timeout_s = startup_timeout_s
         self.name = container_name(deployment)
-        self.url = self.metrics_url = ""
+        self.url = self.metrics_url = self.grpc_address = ""
         self._client = "docker"
         self._created = False  # `docker run` was called: the container may exist, so stop() removes it
         self._cleanup: children.Cleanup | None = None  # the same removal, should perseus die first
@@ -259,7 +259,7 @@ class DockerServer:
             return f"`docker run` failed: {_last_line(proc.stderr) or f'exit code {proc.returncode}'}"
         self._follow_logs()
         ports = {}
-        for port in (HTTP, METRICS):
+        for port in (HTTP, GRPC, METRICS):
             ports[port] = self._host_port(port)
             if ports[port] is None:
                 running, code = self._state()
@@ -268,6 +268,7 @@ class DockerServer:
                 return f"`docker port {self.name} {port}/tcp` gave no loopback port"
         self.url = f"http://{LOOPBACK}:{ports[HTTP]}"
         self.metrics_url = f"http://{LOOPBACK}:{ports[METRICS]}/metrics"
+        self.grpc_address = f"{LOOPBACK}:{ports[GRPC]}"
         return self._wait_ready()
 
     def _wait_ready(self) -> str | None:

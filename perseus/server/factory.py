@@ -30,7 +30,8 @@ def server_for(
         return NoServer(log), {name: name for name in deployment.tenants}
     if scenario.server.launcher == "remote":
         served = {name: scenario.tenant(name).model for name in deployment.tenants}
-        return RemoteServer(scenario.server.url, log, scenario.server.metrics_url), served
+        spec = scenario.server
+        return RemoteServer(spec.url, log, spec.metrics_url, spec.grpc_url), served
     # Docker: the same rendered repository, mounted read-only into an NGC Triton container that serves
     # the models' native onnxruntime configs (configs/onnxruntime.pbtxt), so those get the settings too.
     docker = scenario.server.launcher == "docker"
@@ -56,7 +57,7 @@ def server_for(
 class NoServer:
     """Embedded deployments have no server: the model runs inside the load generator."""
 
-    url = metrics_url = ""
+    url = metrics_url = grpc_address = ""
 
     def __init__(self, log_path: Path):
         self.log_path = log_path

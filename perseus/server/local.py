@@ -72,7 +72,7 @@ class LocalServer:
         self._log = None
         self._backend_tmp: tempfile.TemporaryDirectory | None = None
         self._log_offset = 0
-        self.url = self.metrics_url = ""
+        self.url = self.metrics_url = self.grpc_address = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,6 +97,7 @@ class LocalServer:
     def _launch(self, install, backends: Path) -> None:
         http, grpc, metrics = free_ports(3, self.host)
         self.url = f"http://{self.host}:{http}"
+        self.grpc_address = f"{self.host}:{grpc}"
         self.metrics_url = f"http://{self.host}:{metrics}/metrics"
         cmd = [
             str(install.binary),

@@ -33,9 +33,10 @@ def check_remote(url: str, models: list[tuple[int, str]], source: str, timeout_s
 class RemoteServer:
     """The Server interface over a server someone else runs."""
 
-    def __init__(self, url: str, log_path: Path, metrics_url: str | None = None):
+    def __init__(self, url: str, log_path: Path, metrics_url: str | None = None, grpc_address: str | None = None):
         self.url = url.rstrip("/")
         self.metrics_url = metrics_url or ""
+        self.grpc_address = grpc_address or ""
         self.log_path = Path(log_path)
         self._last_check = 0.0
         self._alive = False

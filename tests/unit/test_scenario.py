@@ -431,3 +431,16 @@ def test_relative_paths_resolve_from_the_scenario_files_folder(tmp_path, monkeyp
     copied.write_text(smoke.replace('"../model_repository"', f'"{relative}"'), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert prepare(copied).repository == (REPO_ROOT / "model_repository").resolve()
+
+
+def test_protocol_defaults_to_http_and_a_remote_grpc_tenant_needs_the_grpc_url():
+    tenant = {"name": "a", "model": "m", "sla_ms": 10, "load": {"rate": 5}}
+    assert parse({"name": "t", "tenants": [tenant]}, "s.toml").tenants[0].load.protocol == "http"
+    grpc = {**tenant, "load": {"rate": 5, "protocol": "grpc"}}
+    remote = {"launcher": "remote", "url": "http://10.0.0.5:8000"}
+    with pytest.raises(InputError, match=r"tenants\[0\]\.load\.protocol: 'grpc' on launcher 'remote' needs"):
+        parse({"name": "t", "server": remote, "tenants": [grpc]}, "s.toml")
+    ok = parse({"name": "t", "server": {**remote, "grpc_url": "10.0.0.5:8001"}, "tenants": [grpc]}, "s.toml")
+    assert ok.server.grpc_url == "10.0.0.5:8001"
+    with pytest.raises(InputError, match=r"server\.grpc_url"):
+        parse({"name": "t", "server": {**remote, "grpc_url": "http://10.0.0.5:8001"}, "tenants": [grpc]}, "s.toml")

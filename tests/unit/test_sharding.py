@@ -116,6 +116,7 @@ def _sent_plan(tmp_path):
         (lambda p: p["served"].update({"zed": "m"}), "served"),
         (lambda p: p.update(shard=2), "shard 2 of 2"),
         (lambda p: p.update(url="file:///etc/passwd"), "url"),
+        (lambda p: p.update(grpc_address="127.0.0.1:1 --evil"), "grpc_address"),
         (lambda p: p.update(extra=1), "extra"),
     ],
 )
@@ -129,3 +130,12 @@ def test_a_worker_refuses_a_bad_plan_before_writing_anything(tmp_path, change, r
     with pytest.raises(PlanError, match=re.escape(reason)):
         scenario_from_plan(plan, folder)
     assert list(folder.iterdir()) == [] and not (tmp_path / "etc").exists()
+
+
+def test_the_plan_carries_the_servers_grpc_address(tmp_path):
+    from perseus.load.shards import check_plan
+
+    plan = _sent_plan(tmp_path)
+    assert plan["grpc_address"] == ""  # no gRPC endpoint given: HTTP tenants only
+    checked, _ = check_plan({**plan, "grpc_address": "127.0.0.1:8001"})
+    assert checked.grpc_address == "127.0.0.1:8001"

@@ -1,0 +1,248 @@
+"""Open-loop dispatch: how exactly each way of waiting sends on schedule, and what it costs between arrivals.
+
+    PYTHONPATH=. .venv/bin/python -m benchmarks.dispatch [--quick] [--rounds 2] [--out FILE]
+
+The real ``LoadRun`` (Locust environment, recorder flushed by the tick, one greenlet per request)
+sends Poisson arrivals to the no-work model ("null": the calibration model at 0 ms) on one local
+tritonserver, at 40, 400 and 2,000 req/s, once with each way of waiting for an arrival:
+
+- ``spin``: gevent's timer until 1.5 ms before the arrival, then ``gevent.sleep(0)`` until it is due
+  (the engine before this benchmark, ``perseus.load.timing.SpinWait``);
+- ``sleep``: gevent's timer alone (why the spin was there: libev's epoll waits in whole ms);
+- ``timerfd``: a Linux timerfd armed at the absolute CLOCK_MONOTONIC deadline, waited for on the loop
+  (``perseus.load.timing.TimerFdWait``);
+- ``timerfd+spin``: the timerfd armed 0.3 ms early, then ``gevent.sleep(0)`` until due (hides the
+  wake-up of an idle vCPU at the price of 0.3 ms of CPU per arrival);
+- ``thread``: a native OS thread sleeping to the deadline (``time.sleep``, which is clock_nanosleep on
+  CLOCK_MONOTONIC) that wakes the loop through a thread-safe async watcher.
+
+Runs are interleaved (every design at one rate, then the next rate; the whole again per round), so
+slow drift of the shared machine spreads over all of them. Per run: lag (sent - scheduled) p50/p99/max,
+the generator's CPU (this process's user + system time over the run's wall time, % of one core), and
+the CPU everything else on the machine used (the noise indicator). A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+# LoadRun imports Locust, which monkey-patches the standard library with gevent: import it first.
+from perseus.load.engine import LoadRun, TenantLoad  # isort: skip
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import gevent
+import gevent.hub
+import gevent.monkey
+import numpy as np
+import pyarrow.parquet as pq
+
+from benchmarks.vs_perf_analyzer import NULL, write_repository
+from perseus import results
+from perseus.load import arrivals, timing
+from perseus.load.inputs import build_request
+from perseus.records import StreamWriter
+from perseus.server.local import LocalServer
+
+SEED = 1
+RATES = (40.0, 400.0, 2000.0)
+# Long enough for about 400 arrivals at 40 req/s (a p99 from the 4th-largest lag) and thousands above.
+DURATION_S = {40.0: 10.0, 400.0: 4.0, 2000.0: 3.0}
+QUICK_DURATION_S = {40.0: 4.0, 400.0: 2.0, 2000.0: 1.5}
+WARMUP_S = 0.5
+
+_native_lock = gevent.monkey.get_original("_thread", "allocate_lock")
+_native_thread = gevent.monkey.get_original("_thread", "start_new_thread")
+_native_sleep = gevent.monkey.get_original("time", "sleep")
+
+
+class SleepWait:
+    """gevent's timer alone."""
+
+    def __init__(self, origin: float):
+        self.origin = origin
+
+    def wait_until(self, t: float) -> None:
+        delay = t - (time.perf_counter() - self.origin)
+        if delay > 0:
+            gevent.sleep(delay)
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadWait:
+    """A native thread sleeps to each deadline, then wakes the loop through an async watcher."""
+
+    def __init__(self, origin: float):
+        self.origin = origin
+        self._hub = gevent.hub.get_hub()
+        self._async = self._hub.loop.async_()
+        self._go = _native_lock()
+        self._go.acquire()
+        self._deadline: float | None = None
+        _native_thread(self._timer, ())
+
+    def _timer(self) -> None:
+        while True:
+            self._go.acquire()  # blocks without the GIL until the loop posts a deadline
+            deadline = self._deadline
+            if deadline is None:
+                return
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                _native_sleep(delay)
+            self._async.send()
+
+    def wait_until(self, t: float) -> None:
+        deadline = self.origin + t
+        if deadline <= time.perf_counter():
+            return
+        self._deadline = deadline
+        self._go.release()
+        self._hub.wait(self._async)
+
+    def close(self) -> None:
+        self._deadline = None
+        self._go.release()
+
+
+class TimerFdSpinWait(timing.TimerFdWait):
+    """The timerfd armed ``LEAD_S`` early, then ``gevent.sleep(0)`` until the arrival is due."""
+
+    LEAD_S = 0.0003
+
+    def wait_until(self, t: float) -> None:
+        super().wait_until(t - self.LEAD_S)
+        while time.perf_counter() - self.origin < t:
+            gevent.sleep(0)
+
+
+DESIGNS = {
+    "spin": timing.SpinWait,
+    "sleep": SleepWait,
+    "timerfd": timing.TimerFdWait,
+    "timerfd+spin": TimerFdSpinWait,
+    "thread": ThreadWait,
+}
+
+
+def machine_busy_s() -> float:
+    """Non-idle CPU seconds of the whole machine (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) -> dict:
+    tenant = f"{design}-{int(rate)}"
+    rng = arrivals.tenant_rng(SEED, "dispatch")  # the same schedule for every design at a rate
+    load = TenantLoad(
+        tenant=tenant,
+        model=NULL,
+        deployment=tenant,
+        request=build_request(url, NULL, 1, rng),
+        arrival="poisson",
+    )
+    gen = arrivals.GENERATORS["poisson"]
+    load.schedule = np.concatenate([gen(rate, -WARMUP_S, WARMUP_S, rng), gen(rate, 0.0, duration_s, rng)])
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / f"{tenant}.parquet"
+    recorder = StreamWriter(path, results.REQUEST_SCHEMA)
+    run = LoadRun(url, [load], recorder, warmup_s=WARMUP_S, duration_s=duration_s, request_timeout_s=30.0)
+    run.new_waiter = DESIGNS[design]
+    marks = []  # (now, process CPU, machine busy) at each tick inside the measured window
+
+    def tick() -> None:
+        recorder.flush()
+        if 0 <= run.now() <= duration_s:
+            marks.append((run.now(), time.process_time(), machine_busy_s()))
+
+    try:
+        run.run(tick, tick_s=0.25)
+    finally:
+        recorder.close()
+    (t_a, cpu_a, busy_a), (t_b, cpu_b, busy_b) = marks[0], marks[-1]
+    wall, cpu = t_b - t_a, cpu_b - cpu_a
+    others = busy_b - busy_a - cpu
+    frame = pq.read_table(path).to_pandas()
+    lag_ms = (frame["sent_s"] - frame["scheduled_s"]).to_numpy() * 1e3
+    in_window = int(((frame["scheduled_s"] >= t_a) & (frame["scheduled_s"] < t_b)).sum())
+    return {
+        "design": design,
+        "rate": rate,
+        "requests": len(frame),
+        "errors": int((~frame["ok"]).sum()),
+        "recorded_once": bool(frame["scheduled_s"].is_unique and len(frame) == len(load.schedule)),
+        "lag_p50_ms": float(np.percentile(lag_ms, 50)),
+        "lag_p99_ms": float(np.percentile(lag_ms, 99)),
+        "lag_max_ms": float(lag_ms.max()),
+        # The whole generator (Locust, recorder, ticks, requests) between the first and last tick of the
+        # measured window, and per request scheduled in that span.
+        "cpu_percent": 100.0 * cpu / wall,
+        "cpu_us_per_request": 1e6 * cpu / in_window if in_window else float("nan"),
+        "others_cores": max(0.0, others / wall),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| rate (req/s) | design | lag p50 (ms) | lag p99 (ms) | lag max (ms) | generator CPU (% core) "
+        "| CPU/request (µs) | others (cores) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['rate']:.0f} | {r['design']} | {r['lag_p50_ms']:.3f} | {r['lag_p99_ms']:.3f} "
+            f"| {r['lag_max_ms']:.2f} | {r['cpu_percent']:.1f} | {r['cpu_us_per_request']:.0f} "
+            f"| {r['others_cores']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--designs", default=",".join(DESIGNS))
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="req/s (3 s each beyond 2,000)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dispatch.json")
+    args = parser.parse_args()
+    designs = args.designs.split(",")
+    durations = QUICK_DURATION_S if args.quick else DURATION_S
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "PYTHONPATH=. .venv/bin/python -m benchmarks.dispatch"
+        + (" --quick" if args.quick else "")
+        + f" --rounds {args.rounds} --designs {args.designs} --rates {' '.join(f'{r:g}' for r in args.rates)}",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg": os.getloadavg()},
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="perseus-dispatch-") as tmp_name:
+        tmp = Path(tmp_name)
+        repo = write_repository(tmp / "repo", 0.0)
+        server = LocalServer(repo, tmp / "server.log")
+        server.start()
+        try:
+            for rnd in range(args.rounds):
+                for rate in args.rates:
+                    for design in designs if rnd % 2 == 0 else designs[::-1]:  # ABBA order across rounds
+                        row = one_run(server.url, design, rate, durations.get(rate, 3.0), tmp / f"r{rnd}")
+                        row["round"] = rnd
+                        report["runs"].append(row)
+                        print(table([row]).splitlines()[-1], flush=True)
+        finally:
+            server.stop()
+    rows = sorted(report["runs"], key=lambda r: (r["rate"], designs.index(r["design"]), r["round"]))
+    print(table(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
