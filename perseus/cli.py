@@ -191,8 +191,10 @@ def calibrate(
 
     Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
-    p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (exact, Erlang/Crommelin). Also reports
-    the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
+    p50/p90/p95/p99 with M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict),
+    and with the exact M/D/1 distribution (Erlang/Crommelin) and its 95% band for runs of that length.
+    Also reports the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md
+    to the run folder.
     """
     from perseus import checks, report
     from perseus.calibration import run as calib

@@ -31,6 +31,11 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
     assert len(latency) == 8  # p50, p90, p95, p99 at two utilisations
     assert all(math.isfinite(v) for v in latency["error"])
     assert all(v > 0 for v in latency["expected"])
+    # Untraced: judged against M/D/1 on the run's own arrivals, with the exact distribution and its band beside it.
+    assert set(latency["reference"]) == {"M/D/1 on the run's arrivals"}
+    assert (latency["expected"] == latency["conditioned_ms"]).all()
+    assert all(0 < lo <= hi for lo, hi in zip(latency["band_lo_ms"], latency["band_hi_ms"], strict=True))
+    assert all(math.isfinite(v) for v in latency["exact_error"])
     # The measured service time comes from Triton's own statistics, not the configured 5 ms.
     assert all(4.5 < v < 20 for v in table["service_ms"])
     lag = table[table["check"].str.startswith("lag p99")]
