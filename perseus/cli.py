@@ -70,6 +70,13 @@ def run(
         int | None,
         typer.Option(help="Run every deployment N times, interleaved; adds Student-t 95% intervals across trials."),
     ] = None,
+    trace_rate: Annotated[
+        int | None,
+        typer.Option(
+            help="Trace every Nth request with Triton's trace API (overrides run.trace_rate; 0 off, 1 all): "
+            "server-side spans per request in <deployment>/spans.parquet. Local launcher only."
+        ),
+    ] = None,
     capacity: Annotated[
         Path | None,
         typer.Option(
@@ -128,6 +135,7 @@ def run(
             warmup_s=warmup,
             baselines=False if no_baselines else None,
             repeat=repeat,
+            trace_rate=trace_rate,
             say=RunDisplay.say,
         )
         load_workers = checks.worker_options(ready.scenario, workers, expect_workers, master_bind, master_port)

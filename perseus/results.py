@@ -36,6 +36,7 @@ REPORT_MD = "report.md"
 PLOTS = "plots"
 REQUESTS = "requests.parquet"
 TELEMETRY = "telemetry.parquet"
+SPANS = "spans.parquet"  # traced requests' server timelines (run.trace_rate > 0), analysis.spans.SPAN_COLUMNS
 SERVER_LOG = "server.log"
 CONFIGS = "configs"
 WORKERS = "workers"  # <run>/workers/worker-<i>.log: the local load workers' own output (--workers)

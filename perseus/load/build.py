@@ -35,6 +35,7 @@ def build_load_run(
         warmup_s=scenario.run.warmup_s,
         duration_s=scenario.run.duration_s,
         request_timeout_s=scenario.run.request_timeout_s,
+        tag_requests=scenario.run.trace_rate > 0,
     )
 
 

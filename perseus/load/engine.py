@@ -28,6 +28,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
+from perseus.analysis.spans import request_id
 from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
 from perseus.records import StreamWriter
@@ -89,9 +90,11 @@ class HttpTransport:
             network_timeout=timeout_s,
         )
 
-    def send(self) -> tuple[bool, str | None, int]:
+    def send(self, request_id: str | None = None) -> tuple[bool, str | None, int]:
+        """One inference; ``request_id`` (tracing) goes into the request's JSON header as its ``id``."""
         req = self.request
-        response = self.client.post(req.path, body=req.body, headers=req.headers)
+        body, headers = req.tagged(request_id) if request_id is not None else (req.body, req.headers)
+        response = self.client.post(req.path, body=body, headers=headers)
         try:
             payload = response.read()
         finally:
@@ -116,8 +119,11 @@ class LoadRun:
         warmup_s: float,
         duration_s: float,
         request_timeout_s: float,
+        tag_requests: bool = False,
     ):
+        """``tag_requests``: send each request to Triton with its id (``spans.request_id``), for tracing."""
         self.url = url
+        self.tag_requests = tag_requests
         self.tenants = tenants
         self.recorder = recorder
         self.warmup_s = warmup_s
@@ -152,7 +158,10 @@ class LoadRun:
         ok, error, size = False, None, 0
         try:
             try:
-                ok, error, size = transport.send()
+                if self.tag_requests and load.transport is None:
+                    ok, error, size = transport.send(request_id(load.tenant, scheduled))
+                else:
+                    ok, error, size = transport.send()
             except gevent.GreenletExit:
                 error = f"aborted: {self.abort_reason or 'request still in flight at the drain timeout'}"
                 raise

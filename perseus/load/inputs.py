@@ -20,6 +20,8 @@ from perseus.errors import ServerError
 INT_HIGH = 100
 # A variable (-1) dimension other than the batch gets this size.
 VARIABLE_DIM = 16
+# Triton's binary tensor extension: the length of the JSON header that precedes the binary data.
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,20 @@ class Request:
     body: bytes
     headers: dict[str, str]
     batch: int
+
+    def tagged(self, request_id: str) -> tuple[bytes, dict[str, str]]:
+        """The body and headers with ``"id": request_id`` in the JSON header, for Triton's trace.
+
+        Triton records the request's ``id`` in its trace (``request_id``), which is how a trace joins
+        the client's record. The JSON header is the body's first bytes (``{...}``, its length in
+        ``Inference-Header-Content-Length`` when binary tensors follow), so the id goes in right after
+        the opening brace and the length grows by as much: one copy of the body, no JSON re-encoding.
+        """
+        prefix = b'{"id":' + json.dumps(request_id).encode() + b","
+        headers = dict(self.headers)
+        if HEADER_LENGTH in headers:
+            headers[HEADER_LENGTH] = str(int(headers[HEADER_LENGTH]) + len(prefix) - 1)
+        return prefix + self.body[1:], headers
 
 
 def _get_json(url: str, timeout: float = 10.0) -> dict:
@@ -69,7 +85,7 @@ def build_request(url: str, served_name: str, batch: int, rng: np.random.Generat
     body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
     headers = {"Content-Type": "application/octet-stream"}
     if json_size is not None:
-        headers["Inference-Header-Content-Length"] = str(json_size)
+        headers[HEADER_LENGTH] = str(json_size)
     return Request(
         path=f"/v2/models/{served_name}/infer",
         body=bytes(body),

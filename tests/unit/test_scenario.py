@@ -298,6 +298,20 @@ def test_overrides_are_validated():
     assert info.value.field == "--repeat"
 
 
+def test_trace_rate_is_a_count_for_the_local_launcher_only():
+    s = parse(copy.deepcopy(BASE), SRC)
+    assert s.run.trace_rate == 0
+    assert with_overrides(s, trace_rate=10).run.trace_rate == 10
+    with pytest.raises(InputError) as info:
+        with_overrides(s, trace_rate=-1, source="cli.toml")
+    assert str(info.value) == "command line: --trace-rate: must be >= 0 (got -1)"
+    remote = mutated(lambda d: d.update(server={"launcher": "remote", "url": "http://127.0.0.1:8000"}))
+    remote["run"] = {**remote.get("run", {}), "trace_rate": 1}
+    with pytest.raises(InputError) as info:
+        parse(remote, SRC)
+    assert str(info.value) == f"{SRC}: run.trace_rate: needs launcher 'local' (launcher is 'remote')"
+
+
 def test_overrides_apply_and_keep_the_rest():
     s = parse(copy.deepcopy(BASE), SRC)
     o = with_overrides(s, duration_s=2.5, warmup_s=0, baselines=False)
