@@ -194,13 +194,18 @@ def calibrate(
     quick: Annotated[
         bool, typer.Option(help="A few seconds per step: checks the machinery, not the accuracy.")
     ] = False,
+    trace_rate: Annotated[
+        int,
+        typer.Option(help="Trace every Nth request (1: all, for the trace-driven reference; 0: no tracing)."),
+    ] = 1,
 ) -> None:
     """Check the harness against queueing theory: an M/D/1 server under Poisson load.
 
     Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
-    p50/p90/p95/p99 with M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict),
-    and with the exact M/D/1 distribution (Erlang/Crommelin) and its 95% band for runs of that length.
+    p50/p90/p95/p99 with the same queue fed each traced request's own service time (trace-driven, the
+    verdict while tracing), M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict
+    untraced), and the exact M/D/1 distribution (Erlang/Crommelin) with its 95% band for runs that long.
     Also reports the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md
     to the run folder.
     """
@@ -209,7 +214,7 @@ def calibrate(
     from perseus.display import RunDisplay
 
     with errors():
-        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick)
+        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick, trace_rate)
         run_dir = checks.prepare_run_dir(out, "calibration")
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from perseus.analysis.spans import request_id
 from perseus.calibration import references
 from perseus.calibration.theory import md1_percentiles
 
@@ -50,6 +51,18 @@ def server_service_ms(telemetry: pd.DataFrame, model: str) -> float:
     if not count or math.isnan(count):
         return math.nan
     return sum(delta(m) for m in COMPUTE_METRICS) / count / 1e3
+
+
+def traced_service_ms(requests: pd.DataFrame, spans: pd.DataFrame | None) -> pd.Series | None:
+    """Each request's traced service time (ms): how long it held the instance, COMPUTE_START to
+    COMPUTE_END, aligned with ``requests``' index; NaN where it was not traced; None without spans."""
+    if spans is None:
+        return None
+    held = pd.Series(
+        ((spans["compute_end_s"] - spans["compute_start_s"]) * 1e3).to_numpy(), index=spans["request_id"].to_numpy()
+    )
+    ids = [request_id(t, s) for t, s in zip(requests["tenant"].astype(str), requests["scheduled_s"], strict=True)]
+    return pd.Series(held.reindex(ids).to_numpy(), index=requests.index)
 
 
 def client_overhead_ms(probe_requests: pd.DataFrame, service_ms: float) -> float:

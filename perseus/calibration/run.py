@@ -34,16 +34,26 @@ class Settings:
     warmup_s: float = 5.0
     probe_s: float = 5.0
     seed: int = 1
+    # Every request traced (run.trace_rate): the trace-driven reference needs each one's service time.
+    trace_rate: int = 1
 
 
 QUICK = Settings(service_ms=5.0, rhos=(0.5, 0.8), duration_s=4.0, warmup_s=1.0, probe_s=2.0)
 
 
 def settings_from_flags(
-    service_ms: float, rhos: list[float] | None, duration_s: float, warmup_s: float, quick: bool
+    service_ms: float,
+    rhos: list[float] | None,
+    duration_s: float,
+    warmup_s: float,
+    quick: bool,
+    trace_rate: int = 1,
 ) -> Settings:
     """`perseus calibrate`'s flags, checked (exit 2 on a bad value)."""
-    settings = QUICK if quick else Settings(service_ms, tuple(rhos or (0.5, 0.8)), duration_s, warmup_s)
+    base = QUICK if quick else Settings(service_ms, tuple(rhos or (0.5, 0.8)), duration_s, warmup_s)
+    settings = Settings(**{**base.__dict__, "trace_rate": trace_rate})
+    if trace_rate < 0:
+        raise InputError("command line", "--trace-rate", f"must be >= 0 (got {trace_rate})")
     if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
         raise InputError("command line", None, "--service-ms and --duration must be > 0, --warmup >= 0")
     if not all(0 < r < 1 for r in settings.rhos):
@@ -74,7 +84,12 @@ def scenario_for(settings: Settings, repo: Path, rates: dict[str, float]) -> Sce
         "name": "calibration",
         "description": f"M/D/1 calibration, service {settings.service_ms:g} ms",
         "server": {"model_repository": str(repo), "device": "cpu"},
-        "run": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "seed": settings.seed},
+        "run": {
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "seed": settings.seed,
+            "trace_rate": settings.trace_rate,
+        },
         "tenants": tenants,
     }
     return parse(data, "calibration")
@@ -122,6 +137,8 @@ def _measure(
             break
         requests, telemetry = _frames(run_dir, name)
         measured_service = analysis.server_service_ms(telemetry, name)
+        spans_path = run_dir / name / results.SPANS
+        spans = pq.read_table(spans_path).to_pandas() if spans_path.exists() else None
         rows += analysis.verdict_rows(
             name,
             rho,
@@ -132,6 +149,7 @@ def _measure(
             measured_service,
             overhead_ms,
             seed=settings.seed,
+            traced_service_ms=analysis.traced_service_ms(requests, spans),
         )
     table = pd.DataFrame(rows)
     if not table.empty:

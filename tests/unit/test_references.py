@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perseus.analysis.spans import request_id
 from perseus.calibration import references
-from perseus.calibration.analysis import CONDITIONED, QS, TRACE_DRIVEN, verdict_rows
+from perseus.calibration.analysis import CONDITIONED, QS, TRACE_DRIVEN, traced_service_ms, verdict_rows
 from perseus.calibration.theory import md1_percentiles
 
 
@@ -140,3 +141,18 @@ def test_verdict_is_against_the_trace_when_there_is_one():
     assert p50["tolerance"] == 0.05
     assert p50["expected"] == p50["trace_ms"]
     assert abs(p50["trace_error"]) < 0.05
+
+
+def test_traced_service_times_align_with_the_requests_and_leave_untraced_ones_nan():
+    requests = pd.DataFrame({"tenant": ["rho-050"] * 3, "scheduled_s": [0.5, 0.25, 1.75]}, index=[10, 11, 12])
+    spans = pd.DataFrame(
+        {
+            "request_id": [request_id("rho-050", 1.75), request_id("rho-050", 0.5)],
+            "compute_start_s": [2.0, 0.6],
+            "compute_end_s": [2.01, 0.612],
+        }
+    )
+    held = traced_service_ms(requests, spans)
+    assert held.index.tolist() == [10, 11, 12]
+    assert held[10] == pytest.approx(12.0) and math.isnan(held[11]) and held[12] == pytest.approx(10.0)
+    assert traced_service_ms(requests, None) is None
