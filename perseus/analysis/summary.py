@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from perseus.analysis import breakdown as breakdown_mod
 from perseus.analysis import cost
 from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
 from perseus.analysis.pipeline import pipeline_steps
@@ -110,6 +111,10 @@ class Summary:
     pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Cost at capacity, from a capacity table in the run folder (None without one).
     at_capacity: AtCapacity | None = None
+    # Traced runs (run.trace_rate > 0): where latency went at p50/p99 per (deployment, tenant), and
+    # shared vs solo split into compute, queueing, client and network (analysis/breakdown.py).
+    breakdown: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=breakdown_mod.BREAKDOWN_COLUMNS))
+    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=breakdown_mod.ATTRIBUTION_COLUMNS))
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -209,6 +214,7 @@ def summarize(
     telemetry: pd.DataFrame | None = None,
     pipelines: dict[str, dict[str, list[str]]] | None = None,
     capacity: pd.DataFrame | None = None,
+    spans: pd.DataFrame | None = None,
 ) -> Summary:
     """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
@@ -217,6 +223,7 @@ def summarize(
     "usd_per_hour" (when priced as another instance than ``usd_per_hour``'s)}, in run order.
     ``telemetry`` is the long table of results.read_telemetry (with its ``deployment`` column), or None.
     ``capacity``: a `perseus capacity` table (capacity.csv) for cost at capacity, or None.
+    ``spans``: every traced deployment's spans.parquet rows, or None.
     """
     specs = tenant_specs(effective_scenario)
     run = effective_scenario.get("run", {})
@@ -266,7 +273,23 @@ def summarize(
         strategies=compare_strategies(rows_df, telemetry, deployments),
         ramps=ramps(measured, effective_scenario, deployments),
         pipeline=pipeline_steps(telemetry, pipelines or {}),
+        **traced_tables(spans, deployments, list(specs)),
     )
+
+
+def traced_tables(spans: pd.DataFrame | None, deployments: dict[str, dict], tenants: list[str]) -> dict:
+    """The Summary's breakdown and attribution tables (empty without spans)."""
+    if spans is None or spans.empty:
+        return {}
+    analysed = spans[spans["deployment"].astype(str).isin(list(deployments))]
+    table = breakdown_mod.breakdown(analysed)
+    shared = first_of_kind(deployments, DeploymentKind.SHARED)
+    pairs = {}
+    for tenant in tenants:
+        solo = first_of_kind(deployments, DeploymentKind.SOLO, tenant)
+        if shared and solo:
+            pairs[tenant] = (shared, solo)
+    return {"breakdown": table, "attribution": breakdown_mod.attribution(table, pairs)}
 
 
 def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.DataFrame, price: float | None) -> dict:
