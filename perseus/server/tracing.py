@@ -23,8 +23,9 @@ from perseus.scenario import Scenario
 
 TRACE_DIR = "trace"
 TRACE_FILE = "trace.json"
-# Traces per file: about 1.2 kB each, so ~1 MB files, and at most this many lost on a hard kill.
-LOG_FREQUENCY = 1000
+# Traces per file: about 1.2 kB each, so ~120 kB files, and fewer than this many lost when the server
+# is killed before it writes its last traces at exit.
+LOG_FREQUENCY = 100
 
 
 def traced(scenario: Scenario, deployment: Deployment) -> bool:

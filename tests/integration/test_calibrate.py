@@ -32,7 +32,7 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
     assert all(math.isfinite(v) for v in latency["error"])
     assert all(v > 0 for v in latency["expected"])
     # Traced (the default): judged against the trace-driven reference, with the others beside it.
-    assert set(latency["reference"]) == {"trace-driven"}
+    assert set(latency["reference"]) == {"trace-driven"}, table[["deployment", "reference"]].drop_duplicates()
     assert (latency["expected"] == latency["trace_ms"]).all()
     assert all(math.isfinite(v) for v in latency["conditioned_error"])
     assert all(0 < lo <= hi for lo, hi in zip(latency["band_lo_ms"], latency["band_hi_ms"], strict=True))
