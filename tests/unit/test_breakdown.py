@@ -134,3 +134,33 @@ def test_figures_draw_one_segment_per_part_and_request():
     for patch in timeline.patches:
         ends[patch.get_y()] = max(ends.get(patch.get_y(), 0.0), patch.get_x() + patch.get_width())
     assert sorted(ends.values()) == pytest.approx(sorted(top["latency_ms"]))
+
+
+def test_capacity_pairs_split_each_tenants_slow_down_by_cause():
+    from perseus.capacity.analysis import INTERFERENCE_PARTS_COLUMNS, interference_parts
+
+    spans = pd.concat(
+        [
+            make_spans("solo-a-x1.000", "a", 1000, queue_ms=1.0, infer_ms=5.0, seed=10),
+            make_spans("solo-b-x1.000", "b", 1000, queue_ms=1.0, infer_ms=3.0, seed=11),
+            make_spans("pair-a-b", "a", 1000, queue_ms=2.0, infer_ms=6.0, seed=12),
+            make_spans("pair-a-b", "b", 1000, queue_ms=1.0, infer_ms=3.0, seed=13),
+        ]
+    )
+    parts = interference_parts(
+        breakdown.breakdown(spans), {"a": "solo-a-x1.000", "b": "solo-b-x1.000"}, {("a", "b"): "pair-a-b"}
+    )
+    assert list(parts.columns) == list(INTERFERENCE_PARTS_COLUMNS)
+    assert [(r["tenant"], r["with"], r["percentile"]) for r in parts.to_dict("records")] == [
+        ("a", "b", 50),
+        ("a", "b", 99),
+        ("b", "a", 50),
+        ("b", "a", 99),
+    ]
+    a50 = parts.iloc[0]
+    assert a50["compute_ms"] == pytest.approx(1.0, abs=0.3)  # infer 5 -> 6 ms beside b
+    assert a50["compute_ms"] + a50["queue_ms"] + a50["client_network_ms"] == pytest.approx(a50["change_ms"])
+    # No solo baseline for a tenant: its rows are left out, not guessed.
+    assert set(
+        interference_parts(breakdown.breakdown(spans), {"b": "solo-b-x1.000"}, {("a", "b"): "pair-a-b"})["tenant"]
+    ) == {"b"}
