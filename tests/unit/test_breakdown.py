@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perseus.analysis import breakdown
+from perseus.analysis import breakdown, span_plots
 from perseus.analysis.spans import COMPONENT_NAMES
+from perseus.capacity.analysis import INTERFERENCE_PARTS_COLUMNS, interference_parts
 
 
 def make_spans(deployment, tenant, n, *, queue_ms, infer_ms, seed, lag_ms=0.1, net_ms=0.3):
@@ -112,8 +113,6 @@ def test_attribution_needs_both_deployments_and_no_spans_give_empty_tables():
 
 
 def test_figures_draw_one_segment_per_part_and_request():
-    from perseus.analysis import span_plots
-
     spans = pd.concat(
         [
             make_spans("shared", "vision", 200, queue_ms=1.0, infer_ms=2.0, seed=8),
@@ -137,8 +136,6 @@ def test_figures_draw_one_segment_per_part_and_request():
 
 
 def test_capacity_pairs_split_each_tenants_slow_down_by_cause():
-    from perseus.capacity.analysis import INTERFERENCE_PARTS_COLUMNS, interference_parts
-
     spans = pd.concat(
         [
             make_spans("solo-a-x1.000", "a", 1000, queue_ms=1.0, infer_ms=5.0, seed=10),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from perseus.checks import check_price
+from perseus.checks import check_price, worker_options
 from perseus.errors import InputError
 from perseus.scenario import Scenario, load, parse, with_overrides
 from perseus.server.repository import check_models
@@ -310,6 +310,14 @@ def test_trace_rate_is_a_count_for_the_local_launcher_only():
     with pytest.raises(InputError) as info:
         parse(remote, SRC)
     assert str(info.value) == f"{SRC}: run.trace_rate: needs launcher 'local' (launcher is 'remote')"
+
+
+def test_traced_runs_refuse_distributed_load():
+    traced = with_overrides(parse(copy.deepcopy(BASE), SRC), trace_rate=1)
+    with pytest.raises(InputError) as info:
+        worker_options(traced, 2, None, "127.0.0.1", None)
+    assert info.value.field == "--workers" and "trace_rate" in info.value.reason
+    assert worker_options(traced, 0, None, "127.0.0.1", None) is None
 
 
 def test_overrides_apply_and_keep_the_rest():
