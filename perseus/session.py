@@ -245,10 +245,15 @@ class DeploymentSession:
         requests_path = self.dep_dir / results.REQUESTS
         if not tracing.traced(self.scenario, self.deployment) or self.run is None or not requests_path.exists():
             return
-        server, unreadable = tracing.read_traces(trace_dir)
-        requests = pq.read_table(requests_path).to_pandas()
-        table = pa.Table.from_pandas(spans.join(requests, server, self.run.t0), preserve_index=False)
-        pq.write_table(table, self.dep_dir / results.SPANS)
+        try:
+            server, unreadable = tracing.read_traces(trace_dir)
+            requests = pq.read_table(requests_path).to_pandas()
+            table = pa.Table.from_pandas(spans.join(requests, server, self.run.t0), preserve_index=False)
+            pq.write_table(table, self.dep_dir / results.SPANS)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            # The measurements are written already; a trace that cannot be joined costs only the spans.
+            self.progress.message(f"{self.deployment.name}: no spans.parquet ({type(exc).__name__}: {exc})")
+            return
         if unreadable:
             self.progress.message(f"{self.deployment.name}: trace files cut short, left out: {', '.join(unreadable)}")
 
