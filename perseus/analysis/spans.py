@@ -6,7 +6,8 @@ Triton's trace at TIMESTAMPS level gives, per traced request, when the server re
 request and when the answer was in. Joined on the request id, one request's service time
 (``done - sent``) splits into consecutive parts that add up to it exactly:
 
-    net_in_ms         sent -> HTTP_RECV_END (GRPC_RECV_END): the request on the wire and read in
+    net_in_ms         sent -> HTTP_RECV_END (GRPC_RECV_END): the request on the wire and read in,
+                      including any wait for a busy front end to start reading it
     handling_ms       HTTP_RECV_END -> QUEUE_START: Triton parsing the request and routing it
     queue_ms          QUEUE_START -> COMPUTE_START: waiting for a model instance
     compute_input_ms  COMPUTE_START -> COMPUTE_INPUT_END
