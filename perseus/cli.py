@@ -242,6 +242,13 @@ def capacity(
     quick: Annotated[
         bool, typer.Option(help="3 s probes, 25% precision, at most 4 probes per search: checks the machinery.")
     ] = False,
+    trace_rate: Annotated[
+        int | None,
+        typer.Option(
+            help="Trace every Nth request (overrides run.trace_rate): the interference pairs' slow-downs are "
+            "then split into compute, queueing, client and network (interference_parts.csv)."
+        ),
+    ] = None,
 ) -> None:
     """Find how much load fits under every SLA: each tenant alone, and the scenario's mix shared.
 
@@ -264,6 +271,7 @@ def capacity(
             duration_s=duration,
             warmup_s=warmup,
             baselines=True,
+            trace_rate=trace_rate,
             checks=checks.open_loop_only(scenario_file),
         )
         run_dir = checks.prepare_run_dir(out, f"{ready.scenario.name}-capacity")
