@@ -156,3 +156,13 @@ def test_traced_service_times_align_with_the_requests_and_leave_untraced_ones_na
     assert held.index.tolist() == [10, 11, 12]
     assert held[10] == pytest.approx(12.0) and math.isnan(held[11]) and held[12] == pytest.approx(10.0)
     assert traced_service_ms(requests, None) is None
+
+
+def test_a_run_with_no_traced_request_is_judged_on_its_arrivals():
+    rng = np.random.default_rng(8)
+    frame = requests_frame(np.sort(rng.uniform(0, 5, 200)), 0.010)
+    untraced = pd.Series(np.nan, index=frame.index)
+    rows = verdict_rows("rho-050", 0.5, frame, 5.0, 0.0, 40.0, 10.0, 0.0, traced_service_ms=untraced)
+    latency = [r for r in rows if r["check"].endswith("latency")]
+    assert {r["reference"] for r in latency} == {CONDITIONED}
+    assert all(math.isnan(r["trace_ms"]) for r in latency)
