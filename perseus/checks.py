@@ -141,6 +141,7 @@ def load_scenario(
     warmup_s: float | None = None,
     baselines: bool | None = None,
     repeat: int | None = None,
+    trace_rate: int | None = None,
 ) -> tuple[Scenario, dict]:
     """The scenario file, validated, with the command line's overrides applied (errors name the flag)."""
     loaded, raw = scenario_mod.load(scenario_file)
@@ -150,6 +151,7 @@ def load_scenario(
         warmup_s=warmup_s,
         baselines=baselines,
         repeat=repeat,
+        trace_rate=trace_rate,
         source=str(scenario_file),
     )
     return scenario, raw
@@ -190,6 +192,7 @@ def prepare(
     warmup_s: float | None = None,
     baselines: bool | None = None,
     repeat: int | None = None,
+    trace_rate: int | None = None,
     checks: Callable[[Scenario], None] | None = None,
     say: Callable[[str], None] = lambda text: None,
 ) -> Prepared:
@@ -198,7 +201,12 @@ def prepare(
     ``checks``: the command's own checks of the scenario, run before any model is built.
     """
     scenario, raw = load_scenario(
-        scenario_file, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines, repeat=repeat
+        scenario_file,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        baselines=baselines,
+        repeat=repeat,
+        trace_rate=trace_rate,
     )
     if checks is not None:
         checks(scenario)
@@ -282,6 +290,10 @@ def worker_options(
             "--workers",
             "the embedded strategy runs models inside the load generator; it cannot be split",
         )
+    if scenario.run.trace_rate:
+        # Spans are placed on the client's timeline through the measurement start of the process
+        # that sent the request; a worker's start is its own.
+        raise InputError("command line", "--workers", "tracing (run.trace_rate) needs the load sent from this process")
     if port is None and expect > local:
         port = DEFAULT_MASTER_PORT  # workers on other machines need a port they can be told in advance
     return WorkerOptions(local, expect, bind, port)

@@ -84,6 +84,13 @@ def run(
         int | None,
         typer.Option(help="Run every deployment N times, interleaved; adds Student-t 95% intervals across trials."),
     ] = None,
+    trace_rate: Annotated[
+        int | None,
+        typer.Option(
+            help="Trace every Nth request with Triton's trace API (overrides run.trace_rate; 0 off, 1 all): "
+            "server-side spans per request in <deployment>/spans.parquet. Local launcher only."
+        ),
+    ] = None,
     capacity: Annotated[
         Path | None,
         typer.Option(
@@ -148,6 +155,7 @@ def run(
             baselines=False if no_baselines else None,
             repeat=repeat,
             checks=worker_flags,
+            trace_rate=trace_rate,
             say=RunDisplay.say,
         )
         load_workers = worker_flags(ready.scenario)
@@ -216,20 +224,27 @@ def calibrate(
     quick: Annotated[
         bool, typer.Option(help="A few seconds per step: checks the machinery, not the accuracy.")
     ] = False,
+    trace_rate: Annotated[
+        int,
+        typer.Option(help="Trace every Nth request (1: all, for the trace-driven reference; 0: no tracing)."),
+    ] = 1,
 ) -> None:
     """Check the harness against queueing theory: an M/D/1 server under Poisson load.
 
     Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
-    p50/p90/p95/p99 with the exact M/D/1 sojourn-time distribution (exact, Erlang/Crommelin). Also reports
-    the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md to the run folder.
+    p50/p90/p95/p99 with the same queue fed each traced request's own service time (trace-driven, the
+    verdict while tracing), M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict
+    untraced), and the exact M/D/1 distribution (Erlang/Crommelin) with its 95% band for runs that long.
+    Also reports the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md
+    to the run folder.
     """
     from perseus import checks, report, verdicts
     from perseus.calibration import run as calib
     from perseus.display import RunDisplay
 
     with errors():
-        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick)
+        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick, trace_rate)
         run_dir = checks.prepare_run_dir(out, "calibration")
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)
@@ -263,6 +278,13 @@ def capacity(
     quick: Annotated[
         bool, typer.Option(help="3 s probes, 25% precision, at most 4 probes per search: checks the machinery.")
     ] = False,
+    trace_rate: Annotated[
+        int | None,
+        typer.Option(
+            help="Trace every Nth request (overrides run.trace_rate): the interference pairs' slow-downs are "
+            "then split into compute, queueing, client and network (interference_parts.csv)."
+        ),
+    ] = None,
 ) -> None:
     """Find how much load fits under every SLA: each tenant alone, and the scenario's mix shared.
 
@@ -286,6 +308,7 @@ def capacity(
             duration_s=duration,
             warmup_s=warmup,
             baselines=True,
+            trace_rate=trace_rate,
             checks=checks.open_loop_only(scenario_file),
         )
         run_dir = checks.prepare_run_dir(out, f"{ready.scenario.name}-capacity")

@@ -142,6 +142,7 @@ class Folder:
     telemetry: pd.DataFrame
     price: Price | None
     recovered: dict[str, list[str]]
+    spans: pd.DataFrame | None = None  # traced deployments' spans.parquet rows; None without tracing
 
 
 def read_folder(run_dir: Path, only: Sequence[str] | None = None) -> Folder:
@@ -165,7 +166,16 @@ def read_folder(run_dir: Path, only: Sequence[str] | None = None) -> Folder:
         else lookup(pricing["provider"], pricing["instance"], pricing["region"], pricing["market"])
     )
     telemetry = tenant_labels(results.read_telemetry(run_dir, names).to_pandas(), chosen)
-    return Folder(manifest, chosen, read_analysis_frame(run_dir, names), telemetry, price, recovered)
+    spans = results.read_spans(run_dir, names)
+    return Folder(
+        manifest,
+        chosen,
+        read_analysis_frame(run_dir, names),
+        telemetry,
+        price,
+        recovered,
+        spans.to_pandas() if spans is not None else None,
+    )
 
 
 def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) -> Summary:
@@ -187,6 +197,7 @@ def summarize_folder(folder: Folder, run_dir: Path, hardware: list[str] = ()) ->
         not_started=[
             n for n, d in folder.manifest.deployments.items() if not d.measured and n not in folder.deployments
         ],
+        spans=folder.spans,
     )
 
 
@@ -237,7 +248,7 @@ def build(run_dir: Path) -> Summary:
     described, notes = hardware_notes(manifest)
     summary = summarize_folder(folder, run_dir, notes)
     _write_tables(summary, run_dir)
-    plots = make_plots(folder.requests, summary, run_dir / results.PLOTS, folder.telemetry)
+    plots = make_plots(folder.requests, summary, run_dir / results.PLOTS, folder.telemetry, folder.spans)
     pricing, price = manifest.scenario.effective["pricing"], folder.price
     ctx = ReportContext(
         run_dir=str(run_dir),
@@ -273,5 +284,9 @@ def _write_tables(summary: Summary, run_dir: Path) -> None:
         summary.trials.to_csv(run_dir / results.TRIALS_CSV, index=False, float_format="%.6g")
     if len(summary.energy):
         summary.energy.to_csv(run_dir / results.ENERGY_CSV, index=False, float_format="%.6g")
+    if len(summary.breakdown):
+        summary.breakdown.to_csv(run_dir / results.BREAKDOWN_CSV, index=False, float_format="%.6g")
+    if len(summary.attribution):
+        summary.attribution.to_csv(run_dir / results.ATTRIBUTION_CSV, index=False, float_format="%.6g")
     if summary.at_capacity is not None:
         summary.at_capacity.tenants.to_csv(run_dir / results.COST_AT_CAPACITY_CSV, index=False, float_format="%.6g")

@@ -37,6 +37,9 @@ REPORT_MD = "report.md"
 PLOTS = "plots"
 REQUESTS = "requests.parquet"
 TELEMETRY = "telemetry.parquet"
+BREAKDOWN_CSV = "breakdown.csv"  # traced runs: latency parts at p50/p99 per (deployment, tenant)
+ATTRIBUTION_CSV = "attribution.csv"  # traced runs with solo baselines: shared vs solo change, by cause
+SPANS = "spans.parquet"  # traced requests' server timelines (run.trace_rate > 0), analysis.spans.SPAN_COLUMNS
 SERVER_LOG = "server.log"
 CONFIGS = "configs"
 WORKERS = "workers"  # <run>/workers/worker-<i>.log: the local load workers' own output (--workers)
@@ -149,6 +152,12 @@ def read_requests(
         fields = [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in encoded else f for f in fields]
         return pa.schema(fields).empty_table()
     return pa.concat_tables(tables)
+
+
+def read_spans(run_dir: Path, deployments: Sequence[str] | None = None) -> pa.Table | None:
+    """Every traced deployment's spans.parquet as one table; None when no deployment was traced."""
+    tables = [pq.read_table(d / SPANS) for d in deployment_dirs(run_dir, deployments) if (d / SPANS).exists()]
+    return pa.concat_tables(tables) if tables else None
 
 
 def read_telemetry(run_dir: Path, deployments: Sequence[str] | None = None) -> pa.Table:

@@ -106,6 +106,9 @@ class RunSpec(_Strict):
     # NVML sampling period. At 10 Hz the sampler thread used 0.7-0.9% of a core with the GPU idle and
     # 1.5% under a busy matmul loop on an H200 host (benchmarks/gpu_probe.py, docs/benchmarks.md).
     gpu_sample_period_s: float = Field(0.1, gt=0)
+    # Triton's trace API at TIMESTAMPS level: 0 off, 1 every request, N every Nth (server-wide count).
+    # Each traced request's server timeline lands in <deployment>/spans.parquet (local launcher only).
+    trace_rate: int = Field(0, ge=0)
 
 
 class PricingSpec(_Strict):
@@ -499,6 +502,10 @@ def parse(data: dict, source: str) -> Scenario:
             raise InputError(source, f"tenants[{i}].name", f"duplicate tenant name '{tenant.name}'")
         seen.add(tenant.name)
     check_groups(scenario, source)
+    if scenario.run.trace_rate and scenario.server.launcher != "local":
+        # The trace file is written on the server's host, and only the local launcher shares the
+        # client's clock (both read CLOCK_MONOTONIC), so only there do timestamps align exactly.
+        raise InputError(source, "run.trace_rate", f"needs launcher 'local' (launcher is '{scenario.server.launcher}')")
     return scenario
 
 
@@ -590,11 +597,18 @@ def with_overrides(
     warmup_s: float | None = None,
     baselines: bool | None = None,
     repeat: int | None = None,
+    trace_rate: int | None = None,
     source: str = "command line",
 ) -> Scenario:
     """The effective scenario after CLI flags, validated like the file itself."""
     run = scenario.run.model_dump()
-    overrides = (("duration_s", duration_s), ("warmup_s", warmup_s), ("baselines", baselines), ("repeat", repeat))
+    overrides = (
+        ("duration_s", duration_s),
+        ("warmup_s", warmup_s),
+        ("baselines", baselines),
+        ("repeat", repeat),
+        ("trace_rate", trace_rate),
+    )
     for key, value in overrides:
         if value is not None:
             run[key] = value
@@ -604,8 +618,18 @@ def with_overrides(
         return parse(data, source)
     except InputError as exc:
         # A bad flag value is the command line's fault, not the file's: name the flag.
-        flags = {"run.duration_s": "--duration", "run.warmup_s": "--warmup", "run.repeat": "--repeat"}
-        values = {"run.duration_s": duration_s, "run.warmup_s": warmup_s, "run.repeat": repeat}
+        flags = {
+            "run.duration_s": "--duration",
+            "run.warmup_s": "--warmup",
+            "run.repeat": "--repeat",
+            "run.trace_rate": "--trace-rate",
+        }
+        values = {
+            "run.duration_s": duration_s,
+            "run.warmup_s": warmup_s,
+            "run.repeat": repeat,
+            "run.trace_rate": trace_rate,
+        }
         if exc.field in flags and values[exc.field] is not None:
             raise InputError("command line", flags[exc.field], exc.reason) from None
         raise

@@ -16,7 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from perseus import results
+from perseus.analysis import spans
 from perseus.load.build import build_load_run, counting_loads
 from perseus.load.distributed import DistributedLoad
 from perseus.load.engine import LoadRun
@@ -26,7 +30,7 @@ from perseus.plan import Deployment
 from perseus.progress import Progress, phase_clock
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
-from perseus.server import backend_log
+from perseus.server import backend_log, tracing
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
 from perseus.telemetry import host, scrapes, triton
@@ -241,11 +245,33 @@ class DeploymentSession:
             self.recorder.close()
             self.telemetry.close()
         if self._tmp is not None:
+            self._write_spans()
             self._tmp.cleanup()
         outcome.ended = results.utc_now()
         if log_tail and outcome.status != Status.COMPLETED and not outcome.server_log_tail:
             outcome.server_log_tail = tail_of(self.dep_dir / results.SERVER_LOG) or None
         return outcome
+
+    def _write_spans(self) -> None:
+        """Traced runs: the server's trace files, joined with requests.parquet, into spans.parquet.
+
+        Read after the server stopped (it writes its last traces at exit) and the records closed.
+        """
+        trace_dir = Path(self._tmp.name) / tracing.TRACE_DIR
+        requests_path = self.dep_dir / results.REQUESTS
+        if not tracing.traced(self.scenario, self.deployment) or self.run is None or not requests_path.exists():
+            return
+        try:
+            server, unreadable = tracing.read_traces(trace_dir)
+            requests = pq.read_table(requests_path).to_pandas()
+            table = pa.Table.from_pandas(spans.join(requests, server, self.run.t0), preserve_index=False)
+            pq.write_table(table, self.dep_dir / results.SPANS)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            # The measurements are written already; a trace that cannot be joined costs only the spans.
+            self.progress.message(f"{self.deployment.name}: no spans.parquet ({type(exc).__name__}: {exc})")
+            return
+        if unreadable:
+            self.progress.message(f"{self.deployment.name}: trace files cut short, left out: {', '.join(unreadable)}")
 
 
 class _Tapped(StreamWriter):

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from perseus.analysis import cost
+from perseus.analysis import cost, span_plots
 from perseus.analysis.summary import Comparison, Summary
 
 SHARED, SOLO_PREFIX = "shared", "solo-"  # replaced by the recorded kinds once the panels are split
@@ -673,9 +673,14 @@ def _gpu_legend(fig: Figure, tenants: list[str], tcolor: dict) -> None:
 
 
 def make_plots(
-    requests: pd.DataFrame, summary: Summary, plots_dir: Path, telemetry: pd.DataFrame | None = None
+    requests: pd.DataFrame,
+    summary: Summary,
+    plots_dir: Path,
+    telemetry: pd.DataFrame | None = None,
+    spans: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Every plot this run supports: cost only with a price, the GPU timeline only with NVML telemetry."""
+    """Every plot this run supports: cost only with a price, the GPU timeline only with NVML telemetry,
+    the latency breakdown and the slowest requests only when the run was traced."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     out = {
@@ -686,4 +691,9 @@ def make_plots(
         out["cost_per_million"] = cost_per_million(summary, plots_dir / COST_PER_MILLION_PNG)
     if telemetry is not None and cost.has_gpu_metrics(telemetry):
         out["gpu_timeline"] = gpu_timeline(requests, summary, telemetry, plots_dir / GPU_TIMELINE_PNG)
+    if len(summary.breakdown) and spans is not None:
+        out["latency_breakdown"] = span_plots.latency_breakdown(
+            summary.breakdown, plots_dir / span_plots.LATENCY_BREAKDOWN_PNG
+        )
+        out["slowest_requests"] = span_plots.slowest_requests(spans, plots_dir / span_plots.SLOWEST_REQUESTS_PNG)
     return out

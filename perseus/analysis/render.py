@@ -25,12 +25,16 @@ PLOT_FILES = {
     "throughput_p99": "plots/throughput_p99.png",
     "cost_per_million": "plots/cost_per_million.png",
     "gpu_timeline": "plots/gpu_timeline.png",
+    "latency_breakdown": "plots/latency_breakdown.png",
+    "slowest_requests": "plots/slowest_requests.png",
 }
 PLOT_TITLES = {
     "latency_cdf": "Latency CDF per tenant",
     "throughput_p99": "Throughput and SLA-percentile latency per tenant",
     "cost_per_million": "Cost per million requests: shared vs solo, and per tenant",
     "gpu_timeline": "GPU utilisation, power and memory over time, with each tenant's request rate",
+    "latency_breakdown": "Where the latency went at p50 and p99 (traced requests)",
+    "slowest_requests": "The slowest traced requests as timelines",
 }
 
 
@@ -198,6 +202,8 @@ def plot_keys(summary: Summary) -> list[str]:
         keys.append("cost_per_million")
     if summary.gpu_note is None:
         keys.append("gpu_timeline")
+    if len(summary.breakdown):
+        keys += ["latency_breakdown", "slowest_requests"]
     return keys
 
 
@@ -228,6 +234,8 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "strategies": summary.strategies.to_dict("records"),
         "ramps": summary.ramps.to_dict("records"),
         "pipeline": summary.pipeline.to_dict("records"),
+        "breakdown": summary.breakdown.to_dict("records"),
+        "attribution": summary.attribution.to_dict("records"),
         "at_capacity": summary.at_capacity,
         "capacity_rows": summary.at_capacity.tenants.to_dict("records") if summary.at_capacity else [],
         "groups": [d for d in summary.deployments.to_dict("records") if d["kind"] == "group"],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from perseus.analysis import breakdown as breakdown_mod
 from perseus.analysis import cost
 from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
 from perseus.analysis.observer import cpu_us_per_request, mean_cpu, observer_note, shares_host
@@ -120,6 +121,10 @@ class Summary:
     at_capacity: AtCapacity | None = None
     # Why there is no comparison (``comparison`` None), naming what stopped or never started; "" otherwise.
     no_comparison: str = ""
+    # Traced runs (run.trace_rate > 0): where latency went at p50/p99 per (deployment, tenant), and
+    # shared vs solo split into compute, queueing, client and network (analysis/breakdown.py).
+    breakdown: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=breakdown_mod.BREAKDOWN_COLUMNS))
+    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=breakdown_mod.ATTRIBUTION_COLUMNS))
 
 
 def tenant_specs(effective_scenario: dict) -> dict[str, TenantSpec]:
@@ -239,6 +244,7 @@ def summarize(
     pipelines: dict[str, dict[str, list[str]]] | None = None,
     capacity: pd.DataFrame | None = None,
     not_started: Sequence[str] = (),
+    spans: pd.DataFrame | None = None,
 ) -> Summary:
     """Pure: records + scenario + deployment metadata + price (+ telemetry) -> Summary.
 
@@ -248,6 +254,7 @@ def summarize(
     ``telemetry`` is the long table of results.read_telemetry (with its ``deployment`` column), or None.
     ``capacity``: a `perseus capacity` table (capacity.csv) for cost at capacity, or None.
     ``not_started``: the deployments of the run that never started (not in ``deployments``).
+    ``spans``: every traced deployment's spans.parquet rows, or None.
     """
     specs = tenant_specs(effective_scenario)
     run = effective_scenario.get("run", {})
@@ -321,7 +328,23 @@ def summarize(
         strategies=compare_strategies(rows_df, telemetry, deployments),
         ramps=ramps(measured, effective_scenario, deployments),
         pipeline=pipeline_steps(telemetry, pipelines or {}),
+        **traced_tables(spans, deployments, list(specs)),
     )
+
+
+def traced_tables(spans: pd.DataFrame | None, deployments: dict[str, dict], tenants: list[str]) -> dict:
+    """The Summary's breakdown and attribution tables (empty without spans)."""
+    if spans is None or spans.empty:
+        return {}
+    analysed = spans[spans["deployment"].astype(str).isin(list(deployments))]
+    table = breakdown_mod.breakdown(analysed)
+    shared = first_of_kind(deployments, DeploymentKind.SHARED)
+    pairs = {}
+    for tenant in tenants:
+        solo = first_of_kind(deployments, DeploymentKind.SOLO, tenant)
+        if shared and solo:
+            pairs[tenant] = (shared, solo)
+    return {"breakdown": table, "attribution": breakdown_mod.attribution(table, pairs)}
 
 
 def deployment_row(name: str, meta: dict, tenant_rows: list[dict], rates: pd.DataFrame, price: float | None) -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from perseus.analysis import cost
+from perseus.analysis import breakdown, cost
 from perseus.analysis.bracket import Searched
 
 # The kinds of deployment searched (perseus.kinds.DeploymentKind's values; pure analysis takes them as data).
@@ -101,3 +101,24 @@ def interference(p99: dict[tuple[str, str], float], solo_p99: dict[str, float], 
         matrix.loc[a, a] = 1.0
     matrix.index.name = "tenant"
     return matrix
+
+
+INTERFERENCE_PARTS_COLUMNS = ("tenant", "with", *breakdown.ATTRIBUTION_COLUMNS[3:])
+
+
+def interference_parts(table: pd.DataFrame, solo: dict[str, str], pairs: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """Each pair's slow-down of each of its tenants, split as ``breakdown.attribution`` splits shared vs
+    solo: compute, queueing, client and network (traced runs; empty otherwise).
+
+    ``table``: ``breakdown.breakdown`` over the traced deployments; ``solo``: tenant -> its solo
+    deployment at the scenario's rates; ``pairs``: (a, b) -> the deployment running both.
+    """
+    rows = []
+    for (a, b), deployment in pairs.items():
+        for tenant, other in ((a, b), (b, a)):
+            if tenant not in solo:
+                continue
+            split = breakdown.attribution(table, {tenant: (deployment, solo[tenant])})
+            rows += [{"tenant": tenant, "with": other, **r} for r in split.to_dict("records")]
+    frame = pd.DataFrame(rows, columns=[*INTERFERENCE_PARTS_COLUMNS, "shared", "solo"])
+    return frame.loc[:, list(INTERFERENCE_PARTS_COLUMNS)]

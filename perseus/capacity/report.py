@@ -12,9 +12,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from perseus import results
+from perseus.analysis import breakdown
 from perseus.capacity import analysis
 from perseus.capacity.analysis import SOLO_KIND, Capacities
-from perseus.capacity.run import CAPACITY_CSV, CAPACITY_MD, INTERFERENCE_CSV, PROBES_CSV, Outcome, probes_table
+from perseus.capacity.run import (
+    CAPACITY_CSV,
+    CAPACITY_MD,
+    INTERFERENCE_CSV,
+    INTERFERENCE_PARTS_CSV,
+    PROBES_CSV,
+    Outcome,
+    probes_table,
+)
 from perseus.pricing.catalog import Price
 from perseus.scenario import Scenario
 
@@ -73,7 +82,17 @@ def interference_heatmap(matrix, path: Path) -> Path | None:
     return path
 
 
-def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str, plots: dict[str, Path]) -> str:
+def interference_parts(run_dir: Path, outcome: Outcome):
+    """The pairs' slow-downs split by cause, from the traced solo and pair deployments (empty untraced)."""
+    names = [*outcome.solo_deployments.values(), *outcome.pair_deployments.values()]
+    spans = results.read_spans(run_dir, names) if names else None
+    table = breakdown.breakdown(spans.to_pandas()) if spans is not None else breakdown.breakdown(None)
+    return analysis.interference_parts(table, outcome.solo_deployments, outcome.pair_deployments)
+
+
+def markdown(
+    caps: Capacities, matrix, usd_per_hour: float | None, instance: str, plots: dict[str, Path], parts=None
+) -> str:
     lines = ["# perseus capacity", "", f"**{caps.verdict}**", ""]
     if not math.isnan(caps.shared_cost_per_million_usd):
         lines += [
@@ -101,6 +120,24 @@ def markdown(caps: Capacities, matrix, usd_per_hour: float | None, instance: str
         for tenant, row in matrix.iterrows():
             cells = ["n/a" if math.isnan(v) else f"{v:.2f}x" for v in row]
             lines.append(f"| {tenant} | " + " | ".join(cells) + " |")
+    if parts is not None and len(parts):
+        lines += [
+            "",
+            "## Interference by cause (traced runs)",
+            "",
+            "Each tenant's change beside the other against alone, at the scenario's rates: means over the "
+            "traced requests near p50 and p99 (ms), split into compute inflation, queueing, and the client and "
+            f"network, which add up to the change. Table: `{INTERFERENCE_PARTS_CSV}`.",
+            "",
+            "| tenant | with | pctl | alone | beside | change | compute | queueing | client and network |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in parts.to_dict("records"):
+            lines.append(
+                f"| {r['tenant']} | {r['with']} | p{r['percentile']} | {r['solo_ms']:.2f} | {r['shared_ms']:.2f} | "
+                f"{r['change_ms']:+.2f} | {r['compute_ms']:+.2f} | {r['queue_ms']:+.2f} | "
+                f"{r['client_network_ms']:+.2f} |"
+            )
     for title, p in plots.items():
         lines += ["", f"![{title}](plots/{p.name})"]
     return "\n".join(lines) + "\n"
@@ -114,6 +151,9 @@ def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> 
     caps.table.to_csv(run_dir / CAPACITY_CSV, index=False, float_format="%.6g")
     probes_table(outcome).to_csv(run_dir / PROBES_CSV, index=False, float_format="%.6g")
     matrix.to_csv(run_dir / INTERFERENCE_CSV, float_format="%.4g")
+    parts = interference_parts(run_dir, outcome)
+    if len(parts):
+        parts.to_csv(run_dir / INTERFERENCE_PARTS_CSV, index=False, float_format="%.6g")
     plots_dir = run_dir / results.PLOTS
     plots_dir.mkdir(exist_ok=True)
     plots = {
@@ -121,6 +161,6 @@ def write(run_dir: Path, outcome: Outcome, scenario: Scenario, price: Price) -> 
         "interference": interference_heatmap(matrix, plots_dir / "interference.png"),
     }
     plots = {k: v for k, v in plots.items() if v is not None}
-    text = markdown(caps, matrix, price.usd_per_hour, price.name, plots)
+    text = markdown(caps, matrix, price.usd_per_hour, price.name, plots, parts)
     (run_dir / CAPACITY_MD).write_text(text, encoding="utf-8")
     return caps

@@ -23,6 +23,7 @@ from perseus.scenario import Scenario
 CAPACITY_CSV = results.CAPACITY_CSV
 PROBES_CSV = "probes.csv"
 INTERFERENCE_CSV = "interference.csv"
+INTERFERENCE_PARTS_CSV = "interference_parts.csv"  # traced runs: each pair's slow-down by cause
 CAPACITY_MD = "capacity.md"
 
 
@@ -39,6 +40,9 @@ class Outcome:
     probes: list[dict] = field(default_factory=list)  # one row per (probe, tenant)
     pair_p99: dict[tuple[str, str], float] = field(default_factory=dict)
     solo_p99: dict[str, float] = field(default_factory=dict)
+    # The deployments behind those p99s, for the traced breakdown of each slow-down.
+    solo_deployments: dict[str, str] = field(default_factory=dict)
+    pair_deployments: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Interrupted(Exception):
@@ -86,6 +90,7 @@ def search_all(
             out.probes.extend({**r, "search": prefix} for r in rows)
             if k == 1.0 and kind == DeploymentKind.SOLO and rows:
                 out.solo_p99[rows[0]["tenant"]] = rows[0]["p99_ms"]
+                out.solo_deployments[rows[0]["tenant"]] = deployment.name
             return bool(rows) and all(r["valid"] for r in rows)
 
         return probe
@@ -104,6 +109,7 @@ def search_all(
                 status = run_one(scenario, deployment)
                 if status == Status.INTERRUPTED:
                     raise Interrupted
+                out.pair_deployments[(a, b)] = deployment.name
                 for row in measure(run_dir, deployment, status, 1.0):
                     other = b if row["tenant"] == a else a
                     out.pair_p99[(row["tenant"], other)] = row["p99_ms"]

@@ -41,6 +41,7 @@ def build_load_run(
         duration_s=scenario.run.duration_s,
         request_timeout_s=scenario.run.request_timeout_s,
         grpc_address=grpc_address,
+        tag_requests=scenario.run.trace_rate > 0,
     )
 
 

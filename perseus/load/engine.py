@@ -28,6 +28,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
+from perseus.analysis.spans import request_id
 from perseus.kinds import is_open_loop
 from perseus.load.inputs import Request
 from perseus.load.timing import deadline_waiter
@@ -88,8 +89,12 @@ class HttpTransport:
             url, request.path, request.body, request.headers, connections, timeout_s, CONNECT_TIMEOUT_S
         )
 
-    def send(self) -> tuple[bool, str | None, int]:
-        status, payload = self.wire.send()
+    def send(self, request_id: str | None = None) -> tuple[bool, str | None, int]:
+        """One inference; ``request_id`` (tracing) goes into the request's JSON header as its ``id``."""
+        if request_id is None:
+            status, payload = self.wire.send()
+        else:
+            status, payload = self.wire.send(self.wire.frame(*self.request.tagged(request_id)))
         if status == 200:
             return True, None, len(payload)
         return False, f"HTTP {status}: {_error_text(payload)}", len(payload)
@@ -106,16 +111,18 @@ class GrpcTransport:
     perf_analyzer's gRPC client does; ``connections`` does not apply."""
 
     def __init__(self, address: str, request: Request, connections: int, timeout_s: float):
-        self.body, self.timeout_s = request.body, timeout_s
+        self.request, self.body, self.timeout_s = request, request.body, timeout_s
         # No message size limits: a large batch of images is larger than gRPC's 4 MiB default.
         self.channel = grpc.insecure_channel(
             address, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
         )
         self.call = self.channel.unary_unary(request.path)
 
-    def send(self) -> tuple[bool, str | None, int]:
+    def send(self, request_id: str | None = None) -> tuple[bool, str | None, int]:
+        """One inference; ``request_id`` (tracing) becomes the ModelInferRequest's ``id``."""
+        body = self.body if request_id is None else self.request.tagged(request_id)[0]
         try:
-            payload = self.call(self.body, timeout=self.timeout_s)
+            payload = self.call(body, timeout=self.timeout_s)
         except grpc.RpcError as exc:  # a failed call is also a grpc.Call: its status code and details
             code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
             details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
@@ -139,10 +146,13 @@ class LoadRun:
         duration_s: float,
         request_timeout_s: float,
         grpc_address: str = "",
+        tag_requests: bool = False,
     ):
-        """``grpc_address``: the server's gRPC endpoint (host:port), for tenants whose request is gRPC."""
+        """``grpc_address``: the server's gRPC endpoint (host:port), for tenants whose request is gRPC.
+        ``tag_requests``: send each request to Triton with its id (``spans.request_id``), for tracing."""
         self.url = url
         self.grpc_address = grpc_address
+        self.tag_requests = tag_requests
         self.tenants = tenants
         self.recorder = recorder
         self.warmup_s = warmup_s
@@ -174,7 +184,10 @@ class LoadRun:
         ok, error, size = False, None, 0
         try:
             try:
-                ok, error, size = transport.send()
+                if self.tag_requests and load.transport is None:
+                    ok, error, size = transport.send(request_id(load.tenant, scheduled))
+                else:
+                    ok, error, size = transport.send()
             except gevent.GreenletExit:
                 error = f"aborted: {self.abort_reason or 'request still in flight at the drain timeout'}"
                 raise

@@ -27,6 +27,8 @@ INT_HIGH = 100
 VARIABLE_DIM = 16
 # Triton's gRPC inference method (grpc_service.proto), called with the prebuilt request bytes.
 GRPC_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+# Triton's binary tensor extension: the length of the JSON header that precedes the binary data.
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,25 @@ class Request:
     headers: dict[str, str]
     batch: int
     protocol: str = "http"  # http | grpc
+
+    def tagged(self, request_id: str) -> tuple[bytes, dict[str, str]]:
+        """The body and headers with ``"id": request_id`` in the JSON header, for Triton's trace.
+
+        Triton records the request's ``id`` in its trace (``request_id``), which is how a trace joins
+        the client's record. The JSON header is the body's first bytes (``{...}``, its length in
+        ``Inference-Header-Content-Length`` when binary tensors follow), so the id goes in right after
+        the opening brace and the length grows by as much: one copy of the body, no JSON re-encoding.
+        A gRPC request carries it in ModelInferRequest's ``id`` field.
+        """
+        if self.protocol == "grpc":  # a traced request only: parsed, given its id, serialised again
+            message = service_pb2.ModelInferRequest.FromString(self.body)
+            message.id = request_id
+            return message.SerializeToString(), self.headers
+        prefix = b'{"id":' + json.dumps(request_id).encode() + b","
+        headers = dict(self.headers)
+        if HEADER_LENGTH in headers:
+            headers[HEADER_LENGTH] = str(int(headers[HEADER_LENGTH]) + len(prefix) - 1)
+        return prefix + self.body[1:], headers
 
 
 def _get_json(url: str, timeout: float = 10.0) -> dict:
@@ -87,7 +108,7 @@ def _http_request(served_name: str, tensors: list, outputs: list[str], batch: in
     body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=requested)
     headers = {"Content-Type": "application/octet-stream"}
     if json_size is not None:
-        headers["Inference-Header-Content-Length"] = str(json_size)
+        headers[HEADER_LENGTH] = str(json_size)
     return Request(path=f"/v2/models/{served_name}/infer", body=bytes(body), headers=headers, batch=batch)
 
 

@@ -45,21 +45,28 @@ class WireTransport:
         parts = urlsplit(url)
         self.address = (parts.hostname, parts.port or 80)
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
-        head = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        self.wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        self.path, self.netloc = path, parts.netloc
+        self.wire = self.frame(body, headers)
         self._idle: list[socket.socket] = []
         # At most ``connections`` sockets: a request that finds them all busy waits for one.
         self._slots = gevent.lock.BoundedSemaphore(connections)
         self._closed = False
 
-    def send(self) -> tuple[int, bytes]:
-        """Send the request once; the response's (status code, body)."""
+    def frame(self, body: bytes, headers: dict[str, str]) -> bytes:
+        """The whole HTTP/1.1 request (head and body) for this transport's path: built once per tenant, and
+        once more per request only for a request that differs (a traced one carries its id)."""
+        head = [f"POST {self.path} HTTP/1.1", f"Host: {self.netloc}", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+    def send(self, wire: bytes | None = None) -> tuple[int, bytes]:
+        """Send the request once (``wire``: another request from ``frame``); the response's (status code, body)."""
+        wire = self.wire if wire is None else wire
         with self._slots:
             reused = bool(self._idle)
             sock = self._idle.pop() if reused else self._connect()
             try:
-                status, body, keep = self._exchange(sock)
+                status, body, keep = self._exchange(sock, wire)
             except ConnectionClosed:
                 sock.close()
                 if not reused:
@@ -67,7 +74,7 @@ class WireTransport:
                 # A kept-alive socket the server had closed while idle: once more on a fresh one.
                 sock = self._connect()
                 try:
-                    status, body, keep = self._exchange(sock)
+                    status, body, keep = self._exchange(sock, wire)
                 except BaseException:
                     sock.close()
                     raise
@@ -91,8 +98,8 @@ class WireTransport:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _exchange(self, sock: socket.socket) -> tuple[int, bytes, bool]:
-        sock.sendall(self.wire)
+    def _exchange(self, sock: socket.socket, wire: bytes) -> tuple[int, bytes, bool]:
+        sock.sendall(wire)
         buf = sock.recv(RECV_BYTES)
         if not buf:
             raise ConnectionClosed("connection closed before the response")

@@ -15,7 +15,7 @@ from google.protobuf import text_format
 from perseus import results
 from perseus.plan import Deployment
 from perseus.scenario import Scenario
-from perseus.server import Server, repository
+from perseus.server import Server, repository, tracing
 from perseus.server.docker import DockerServer
 from perseus.server.local import LocalServer
 from perseus.server.remote import RemoteServer
@@ -50,7 +50,12 @@ def server_for(
             deployment=deployment.name,
         )
     else:
-        server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout)
+        trace = (
+            tracing.server_args(tmp / tracing.TRACE_DIR, scenario.run.trace_rate)
+            if tracing.traced(scenario, deployment)
+            else ()
+        )
+        server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout, extra_args=trace)
     return server, {name: name for name in deployment.tenants}
 
 

@@ -32,6 +32,12 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
     assert len(latency) == 8  # p50, p90, p95, p99 at two utilisations
     assert all(math.isfinite(v) for v in latency["error"])
     assert all(v > 0 for v in latency["expected"])
+    # Traced (the default): judged against the trace-driven reference, with the others beside it.
+    assert set(latency["reference"]) == {"trace-driven"}, table[["deployment", "reference"]].drop_duplicates()
+    assert (latency["expected"] == latency["trace_ms"]).all()
+    assert all(math.isfinite(v) for v in latency["conditioned_error"])
+    assert all(0 < lo <= hi for lo, hi in zip(latency["band_lo_ms"], latency["band_hi_ms"], strict=True))
+    assert all(math.isfinite(v) for v in latency["exact_error"])
     # The measured service time comes from Triton's own statistics, not the configured 5 ms.
     assert all(4.5 < v < 20 for v in table["service_ms"])
     lag = table[table["check"].str.startswith("lag p99")]
@@ -39,3 +45,20 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
     md = (out / "calibration.md").read_text()
     assert md.splitlines()[2].startswith(("**PASS**", "**FAIL**"))
     assert (out / "report.md").exists()
+
+
+def test_calibrate_untraced_is_judged_on_the_run_arrivals(tmp_path):
+    out = tmp_path / "cal"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perseus.cli", "calibrate", "--quick", "--trace-rate", "0", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = pd.read_csv(out / "calibration.csv")
+    latency = table[table["check"].str.endswith("latency")]
+    assert set(latency["reference"]) == {"M/D/1 on the run's arrivals"}
+    assert latency["trace_ms"].isna().all()
+    assert not (out / "rho-050" / "spans.parquet").exists()

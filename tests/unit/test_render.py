@@ -14,6 +14,7 @@ import pytest
 from perseus.analysis import plots, render
 from perseus.analysis.render import ReportContext, render_html, render_markdown
 from perseus.analysis.summary import summarize
+from tests.unit.test_breakdown import make_spans
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOTE = "priced instance has a GPU, but this machine has no NVIDIA GPU"
@@ -238,3 +239,49 @@ def test_single_tenant_all_failed_no_price(tmp_path: Path):
 )
 def test_formatting(fn, value, text):
     assert fn(value) == text
+
+
+def test_traced_runs_get_the_breakdown_and_interference_sections_and_plots(tmp_path: Path):
+    requests, plain = make_run()
+    spans = pd.concat(
+        [
+            make_spans("shared", "a", 300, queue_ms=4.0, infer_ms=6.0, seed=1),
+            make_spans("solo-a", "a", 300, queue_ms=1.0, infer_ms=5.0, seed=2),
+        ]
+    )
+    scenario = {
+        "name": "t",
+        "tenants": [
+            {
+                "name": "a",
+                "model": "m1",
+                "sla_ms": 150,
+                "sla_percentile": 99,
+                "load": {"arrival": "poisson", "rate": 10},
+            },
+            {
+                "name": "b",
+                "model": "m2",
+                "sla_ms": 50,
+                "sla_percentile": 99,
+                "load": {"arrival": "poisson", "rate": 20},
+            },
+        ],
+    }
+    deployments = {
+        "shared": {"tenants": ["a", "b"], "duration_s": 10, "status": "completed", "kind": "shared"},
+        "solo-a": {"tenants": ["a"], "duration_s": 10, "status": "completed", "kind": "solo"},
+        "solo-b": {"tenants": ["b"], "duration_s": 10, "status": "completed", "kind": "solo"},
+    }
+    traced = summarize(requests, scenario, deployments, 3.6, spans=spans)
+    assert plain.breakdown.empty and plain.attribution.empty
+    assert set(traced.breakdown["deployment"]) == {"shared", "solo-a"}
+    assert traced.attribution["tenant"].tolist() == ["a", "a"]  # b was not traced: no row
+    md = render_markdown(traced, make_ctx())
+    assert "## Where the time went (traced requests)" in md
+    assert "## Interference: shared vs solo, by cause" in md
+    assert "## Where the time went" not in render_markdown(plain, make_ctx())
+    out = plots.make_plots(requests, traced, tmp_path / "plots", spans=spans)
+    assert {"latency_breakdown", "slowest_requests"} <= set(out)
+    assert all(out[k].read_bytes().startswith(PNG_MAGIC) for k in ("latency_breakdown", "slowest_requests"))
+    assert "plots/latency_breakdown.png" in md

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perseus.checks import check_price, prepare
+from perseus.checks import check_price, prepare, worker_options
 from perseus.errors import InputError, did_you_mean
 from perseus.scenario import Scenario, load, parse, with_overrides
 from perseus.server.repository import check_models
@@ -300,6 +300,28 @@ def test_overrides_are_validated():
     with pytest.raises(InputError) as info:
         with_overrides(s, repeat=0, source="cli.toml")
     assert info.value.field == "--repeat"
+
+
+def test_trace_rate_is_a_count_for_the_local_launcher_only():
+    s = parse(copy.deepcopy(BASE), SRC)
+    assert s.run.trace_rate == 0
+    assert with_overrides(s, trace_rate=10).run.trace_rate == 10
+    with pytest.raises(InputError) as info:
+        with_overrides(s, trace_rate=-1, source="cli.toml")
+    assert str(info.value) == "command line: --trace-rate: must be >= 0 (got -1)"
+    remote = mutated(lambda d: d.update(server={"launcher": "remote", "url": "http://127.0.0.1:8000"}))
+    remote["run"] = {**remote.get("run", {}), "trace_rate": 1}
+    with pytest.raises(InputError) as info:
+        parse(remote, SRC)
+    assert str(info.value) == f"{SRC}: run.trace_rate: needs launcher 'local' (launcher is 'remote')"
+
+
+def test_traced_runs_refuse_distributed_load():
+    traced = with_overrides(parse(copy.deepcopy(BASE), SRC), trace_rate=1)
+    with pytest.raises(InputError) as info:
+        worker_options(traced, 2, None, "127.0.0.1", None)
+    assert info.value.field == "--workers" and "trace_rate" in info.value.reason
+    assert worker_options(traced, 0, None, "127.0.0.1", None) is None
 
 
 def test_overrides_apply_and_keep_the_rest():

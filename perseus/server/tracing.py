@@ -1,0 +1,83 @@
+"""Triton's trace API for a local server: the flags that turn it on, and the trace files read back.
+
+``--trace-config`` (Triton >= 2.33; docs/user_guide/trace.md in triton-inference-server/server):
+level TIMESTAMPS, ``rate`` N traces every Nth request the server receives (all models together),
+``count=-1`` never stops, and ``log-frequency`` writes a file of that many traces as they fill
+(``trace.json.0``, ``.1``, ...; the rest goes to ``trace.json.<k>`` or ``trace.json`` at exit), so a
+server killed before it exits loses at most that many traces.
+
+A trace file is a JSON array of objects, several per trace, each keyed by the trace's ``id``: one
+with ``model_name``, ``model_version`` and the request's ``request_id`` (the ``id`` in its JSON
+header), and one per timestamp, ``{"timestamps": [{"name": ..., "ns": ...}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from perseus.plan import Deployment
+from perseus.scenario import Scenario
+
+TRACE_DIR = "trace"
+TRACE_FILE = "trace.json"
+# Traces per file: about 1.2 kB each, so ~120 kB files, and fewer than this many lost when the server
+# is killed before it writes its last traces at exit.
+LOG_FREQUENCY = 100
+
+
+def traced(scenario: Scenario, deployment: Deployment) -> bool:
+    """Whether this deployment's server traces: tracing is on and there is a Triton server to trace."""
+    return scenario.run.trace_rate > 0 and deployment.strategy != "embedded"
+
+
+def server_args(folder: Path, rate: int) -> tuple[str, ...]:
+    """tritonserver flags that write TIMESTAMPS traces of every ``rate``-th request into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return (
+        f"--trace-config=triton,file={folder / TRACE_FILE}",
+        f"--trace-config=triton,log-frequency={LOG_FREQUENCY}",
+        f"--trace-config=rate={rate}",
+        "--trace-config=level=TIMESTAMPS",
+        "--trace-config=count=-1",
+    )
+
+
+def read_traces(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every trace in ``folder``'s trace files: one row per traced request (``trace_id``, ``model``,
+    ``request_id``, ``parent_id``, then one column per timestamp name in ns), and the names of files
+    that could not be read (a file cut short when the server was killed).
+
+    Traces without a request id (an ensemble's steps, which carry a ``parent_id``) are dropped:
+    only a request the client sent can be joined.
+    """
+    traces: dict[int, dict] = {}
+    unreadable = []
+    for path in sorted(Path(folder).glob(f"{TRACE_FILE}*")):
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            unreadable.append(path.name)
+            continue
+        for entry in entries if isinstance(entries, list) else ():
+            _merge(traces, entry)
+    rows = [t for t in traces.values() if t.get("request_id") and not t.get("parent_id")]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame({"trace_id": pd.Series(dtype="int64"), "model": [], "request_id": []})
+    return frame, unreadable
+
+
+def _merge(traces: dict[int, dict], entry: dict) -> None:
+    if not isinstance(entry, dict) or "id" not in entry:
+        return
+    trace = traces.setdefault(int(entry["id"]), {"trace_id": int(entry["id"])})
+    if "model_name" in entry:
+        trace["model"] = str(entry["model_name"])
+        trace["request_id"] = str(entry.get("request_id") or "")
+        trace["parent_id"] = int(entry.get("parent_id") or 0)
+    for stamp in entry.get("timestamps") or ():
+        # The first stamp of a name wins: a request has one of each.
+        trace.setdefault(str(stamp["name"]), int(stamp["ns"]))
