@@ -44,7 +44,14 @@ def _options(
     """Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars."""
 
 
+servers_app = typer.Typer(
+    help="Serving frameworks besides Triton (server.kind), each in its own virtual environment.",
+    no_args_is_help=True,
+)
+
+
 app.add_typer(models_app, name="models")
+app.add_typer(servers_app, name="servers")
 app.add_typer(prices_app, name="prices")
 
 
@@ -303,9 +310,27 @@ def models_build(
             typer.echo(str(path))
 
 
+@servers_app.command("install")
+def servers_install(
+    kind: Annotated[str, typer.Argument(help="mlserver or bentoml.")],
+) -> None:
+    """Create KIND's virtual environment under the cache folder and install its pinned, tested version from PyPI.
+
+    The last line on stdout is the environment's folder. Installing again starts from an empty folder."""
+    from perseus.display import RunDisplay
+    from perseus.server import frameworks
+
+    with errors():
+        frameworks.framework(kind)
+        env = frameworks.install(kind, log=RunDisplay.say)
+        versions = ", ".join(f"{name} {version}" for name, version in env.versions.items())
+        RunDisplay.say(f"{kind} installed: {versions}")
+        typer.echo(str(env.root))
+
+
 @app.command()
 def doctor() -> None:
-    """Check what this machine has: tritonserver, Python backend readiness, GPU, ports, client versions."""
+    """Check what this machine has: tritonserver, Python backend, GPU, ports, clients, other serving frameworks."""
     from perseus.doctor import checks, render
 
     problems = render(checks())
