@@ -18,7 +18,7 @@ from perseus.load.embedded import onnx_file
 from perseus.models.ensure import ensure_built
 from perseus.pricing.catalog import Price, known, lookup
 from perseus.scenario import Scenario
-from perseus.server import repository
+from perseus.server import frameworks, repository
 from perseus.server.docker import check_docker
 from perseus.server.remote import check_remote
 from perseus.telemetry import gpu
@@ -154,6 +154,11 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
     repository.check_models(scenario, repo, source)
     if scenario.server.launcher == "docker":
         check_docker(source)
+    kind = scenario.server.kind
+    if kind != "triton":
+        frameworks.check_installed(kind, source)
+        ensembles = [(i, t.model) for i, t in enumerate(scenario.tenants) if repository.steps(repo, t.model)]
+        frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
 
 
 def prepare(
@@ -205,6 +210,10 @@ def check_and_build(
     if embedded:
         for tenant in scenario.tenants:
             onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
+    if scenario.server.kind != "triton":  # the other frameworks serve the ONNX file (checked once built)
+        frameworks.check_servable(
+            scenario.server.kind, [(i, t.model, False) for i, t in enumerate(scenario.tenants)], repo, source
+        )
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag, prices)
 
 

@@ -39,6 +39,9 @@ class ServerSpec(_Strict):
     # container per deployment, serving the models' native onnxruntime configs. remote: an existing
     # server at `url`, checked but never started or stopped.
     launcher: Literal["local", "docker", "remote"] = "local"
+    # Which serving framework the local launcher runs: Triton (bundled), or MLServer or BentoML from
+    # their own environments (`perseus servers install KIND`), serving the same ONNX models.
+    kind: Literal["triton", "mlserver", "bentoml"] = "triton"
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
@@ -73,6 +76,10 @@ class ServerSpec(_Strict):
             raise ValueError("launcher 'remote' needs url")
         if self.launcher != "remote" and (self.url is not None or self.metrics_url is not None):
             raise ValueError("url and metrics_url are only for launcher 'remote'")
+        if self.kind != "triton" and self.launcher != "local":
+            raise _invalid(("kind",), f"'{self.kind}' runs only with launcher 'local' (launcher is '{self.launcher}')")
+        if self.kind != "triton" and self.device == "gpu":
+            raise _invalid(("device",), f"is 'gpu' but kind '{self.kind}' serves on the CPU here (use 'auto' or 'cpu')")
         if self.launcher != "docker" and self.image is not None:
             raise _invalid(("image",), f"is only for launcher 'docker' (launcher is '{self.launcher}')")
         return self

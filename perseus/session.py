@@ -120,7 +120,7 @@ class DeploymentSession:
         embedded = self.deployment.strategy == "embedded"
         self.progress.message(
             f"[{self.progress.position(self.index)}] {self.deployment.name}: "
-            + ("loading the model in-process" if embedded else "starting tritonserver")
+            + ("loading the model in-process" if embedded else f"starting {_program(self.scenario.server.kind)}")
         )
         self.server.start()
         self.run = self._load(served)
@@ -241,3 +241,8 @@ class _Tapped(StreamWriter):
     def add(self, row: tuple) -> None:
         super().add(row)
         self._listener(row)
+
+
+def _program(kind: str) -> str:
+    """The server program a kind starts, as the progress line names it."""
+    return "tritonserver" if kind == "triton" else kind

@@ -50,7 +50,8 @@ def tenant_load(
         model_file = onnx_file(source_repo, tenant.model)
         transport = EmbeddedModel(model_file, tenant.batch, rng, instances=tenant.server.instances or 1)
     else:
-        request = build_request(url, served[name], tenant.batch, rng)
+        # MLServer lacks Triton's binary tensor extension: its bodies are the V2 protocol's JSON.
+        request = build_request(url, served[name], tenant.batch, rng, binary=scenario.server.kind == "triton")
     load = TenantLoad(
         tenant=name,
         model=tenant.model,

@@ -6,6 +6,7 @@ Any Triton repository works, not only ours: shapes and datatypes come from the s
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -48,14 +49,28 @@ def random_tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> 
     return rng.standard_normal(size=shape).astype(dtype)
 
 
-def build_request(url: str, served_name: str, batch: int, rng: np.random.Generator) -> Request:
-    """Read the model's metadata and config from the server and build one request body."""
+def _batched(url: str, served_name: str, meta: dict) -> bool:
+    """Whether the model takes a batch dimension: Triton's config says so (max_batch_size); a V2 server
+    without Triton's config extension (MLServer answers 404) says so by a leading -1 in every input."""
+    try:
+        config = _get_json(f"{url}/v2/models/{served_name}/config")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        return all(spec["shape"][:1] == [-1] for spec in meta["inputs"])
+    return int(config.get("max_batch_size", 0)) > 0
+
+
+def build_request(url: str, served_name: str, batch: int, rng: np.random.Generator, *, binary: bool = True) -> Request:
+    """Read the model's metadata (and config) from the server and build one request body.
+
+    ``binary``: tensors in Triton's binary data extension; without it, the plain JSON body of the V2
+    protocol, for servers that lack the extension (MLServer answers it with HTTP 500)."""
     try:
         meta = _get_json(f"{url}/v2/models/{served_name}")
-        config = _get_json(f"{url}/v2/models/{served_name}/config")
+        batched = _batched(url, served_name, meta)
     except OSError as exc:
         raise ServerError(f"cannot read metadata of model '{served_name}' from {url}: {exc}") from None
-    batched = int(config.get("max_batch_size", 0)) > 0
     inputs = []
     for spec in meta["inputs"]:
         dims = [VARIABLE_DIM if d < 0 else int(d) for d in spec["shape"]]
@@ -63,11 +78,11 @@ def build_request(url: str, served_name: str, batch: int, rng: np.random.Generat
             dims[0] = batch
         tensor = random_tensor(spec["datatype"], dims, rng)
         infer_input = httpclient.InferInput(spec["name"], dims, spec["datatype"])
-        infer_input.set_data_from_numpy(tensor, binary_data=True)
+        infer_input.set_data_from_numpy(tensor, binary_data=binary)
         inputs.append(infer_input)
-    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=True) for o in meta["outputs"]]
+    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=binary) for o in meta["outputs"]]
     body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
-    headers = {"Content-Type": "application/octet-stream"}
+    headers = {"Content-Type": "application/octet-stream" if binary else "application/json"}
     if json_size is not None:
         headers["Inference-Header-Content-Length"] = str(json_size)
     return Request(

@@ -1,4 +1,4 @@
-"""Which server a deployment gets: the local tritonserver, a docker container, a remote server, or none.
+"""Which server a deployment gets: the local tritonserver, MLServer, a docker container, a remote server, or none.
 
 Local and docker: a repository rendered for this deployment, each tenant's model served under the
 tenant's name. Remote: the server as it is, models under their own names. Embedded: no server; the
@@ -15,9 +15,10 @@ from google.protobuf import text_format
 from perseus import results
 from perseus.plan import Deployment
 from perseus.scenario import Scenario
-from perseus.server import Server, repository
+from perseus.server import Server, frameworks, mlserver, repository
 from perseus.server.docker import DockerServer
 from perseus.server.local import LocalServer
+from perseus.server.mlserver import MLServerServer
 from perseus.server.remote import RemoteServer
 
 
@@ -31,6 +32,8 @@ def server_for(
     if scenario.server.launcher == "remote":
         served = {name: scenario.tenant(name).model for name in deployment.tenants}
         return RemoteServer(scenario.server.url, log, scenario.server.metrics_url), served
+    if scenario.server.kind == "mlserver":
+        return _mlserver(scenario, deployment, source_repo, tmp, dep_dir), {name: name for name in deployment.tenants}
     # Docker: the same rendered repository, mounted read-only into an NGC Triton container that serves
     # the models' native onnxruntime configs (configs/onnxruntime.pbtxt), so those get the settings too.
     docker = scenario.server.launcher == "docker"
@@ -51,6 +54,27 @@ def server_for(
     else:
         server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout)
     return server, {name: name for name in deployment.tenants}
+
+
+def _mlserver(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: Path, dep_dir: Path) -> Server:
+    """The repository rendered as for Triton, then translated to MLServer's settings (perseus.server.mlserver);
+    the settings each tenant was served with are kept in configs/ as <tenant>.model-settings.json."""
+    tenants = list(deployment.tenants)
+    rendered = repository.render(scenario, tenants, source_repo, tmp / "repo", gpu=False)
+    written = mlserver.write_repository(tmp / "repo", rendered, tenants)
+    configs = dep_dir / results.CONFIGS
+    configs.mkdir(parents=True, exist_ok=True)
+    for name, settings in written.items():
+        (configs / f"{name}.{mlserver.MODEL_SETTINGS}").write_text(json.dumps(settings, indent=2) + "\n")
+    return MLServerServer(
+        tmp / "repo",
+        dep_dir / results.SERVER_LOG,
+        frameworks.check_installed("mlserver", "server.kind"),
+        tenants,
+        workers=max(mlserver.instances(rendered[name]) for name in tenants),
+        startup_timeout_s=scenario.server.startup_timeout_s,
+        record_dir=configs,
+    )
 
 
 class NoServer:

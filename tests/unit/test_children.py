@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from perseus import children
-from perseus.server.local import _stop_group
+from perseus.server.local import stop_group
 from tests.conftest import PLANTED_SECRETS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
@@ -215,7 +215,7 @@ def test_stop_group_after_the_leader_was_reaped():
         assert proc.wait(timeout=10) == 0  # reaped: the pid is free, the group lives on in its member
         assert alive(member)
         assert os.getpgid(member) == proc.pid
-        _stop_group(proc)
+        stop_group(proc)
         assert wait_gone([member], timeout_s=2.0) == []
     finally:
         kill_all([member])
