@@ -26,6 +26,7 @@ from perseus.telemetry import gpu
 # What cost at capacity reads from a capacity.csv (perseus/capacity/analysis.py writes them).
 CAPACITY_COLUMNS = ("deployment", "kind", "tenant", "scale", "upper", "rate_rps", "capacity_rps")
 DEFAULT_MASTER_PORT = 5557  # Locust's own default; `perseus worker --master-port` defaults to it too
+LAUNCHED_KINDS = ("triton", "mlserver")  # the server.kind values that server.factory can start
 
 
 def check_price(scenario: Scenario, source: str, instance: str | None = None, field: str = "pricing.instance") -> Price:
@@ -156,9 +157,11 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
         check_docker(source)
     kind = scenario.server.kind
     if kind != "triton":
-        frameworks.check_installed(kind, source)
         ensembles = [(i, t.model) for i, t in enumerate(scenario.tenants) if repository.steps(repo, t.model)]
         frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
+        frameworks.check_installed(kind, source)
+        if kind not in LAUNCHED_KINDS:
+            raise InputError(source, "server.kind", f"{kind!r} can be installed, but perseus cannot launch it yet")
 
 
 def prepare(

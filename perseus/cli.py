@@ -313,16 +313,17 @@ def models_build(
 @servers_app.command("install")
 def servers_install(
     kind: Annotated[str, typer.Argument(help="mlserver or bentoml.")],
+    force: Annotated[bool, typer.Option(help="Reinstall even if it is installed with the same pins.")] = False,
 ) -> None:
     """Create KIND's virtual environment under the cache folder and install its pinned, tested version from PyPI.
 
-    The last line on stdout is the environment's folder. Installing again starts from an empty folder."""
+    The last line on stdout is the environment's folder. With --force, it starts again from an empty folder."""
     from perseus.display import RunDisplay
     from perseus.server import frameworks
 
     with errors():
         frameworks.framework(kind)
-        env = frameworks.install(kind, log=RunDisplay.say)
+        env = frameworks.install(kind, log=RunDisplay.say, force=force)
         versions = ", ".join(f"{name} {version}" for name, version in env.versions.items())
         RunDisplay.say(f"{kind} installed: {versions}")
         typer.echo(str(env.root))

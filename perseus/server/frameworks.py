@@ -101,7 +101,6 @@ class Environment:
         Python must not see perseus's packages."""
         env = children.environment(source, names=children.THREAD_NAMES, prefixes=children.THREAD_PREFIXES)
         env["PATH"] = os.pathsep.join(filter(None, [str(self.bin), env.get("PATH")]))
-        env["VIRTUAL_ENV"] = str(self.root)
         return env
 
 
@@ -147,9 +146,16 @@ def _run(argv: list[str], log: Callable[[str], None], timeout_s: float) -> None:
         raise PerseusError(f"`{' '.join(argv)}` failed (exit code {proc.returncode}):\n{tail}")
 
 
-def install(kind: str, log: Callable[[str], None] = lambda text: None, root: Path | None = None) -> Environment:
-    """Create the kind's environment from an empty folder and install its pins; the marker is written last."""
+def install(
+    kind: str, log: Callable[[str], None] = lambda text: None, root: Path | None = None, *, force: bool = False
+) -> Environment:
+    """Create the kind's environment from an empty folder and install its pins; the marker is written last.
+
+    An environment already installed with these pins is kept as it is, unless ``force``."""
     spec = framework(kind)
+    if not force and (done := installed(kind, root)) is not None:
+        log(f"{kind} is already installed in {done.root} (--force reinstalls it)")
+        return done
     target = (root or servers_root()) / kind
     if target.exists():
         shutil.rmtree(target)

@@ -1,0 +1,191 @@
+"""The same tenants on other serving frameworks: real MLServer processes from `perseus servers install`.
+
+scripts/test.sh installs every framework first, so CI runs these for real; on a machine without the
+framework's environment they skip, naming the command that installs it. Each run has its own TMPDIR,
+and the framework's processes hold the rendered repository's path (under it) on their command line,
+so `processes_of(marker)` finds exactly this run's server and its worker processes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from perseus import results
+from perseus.server import frameworks
+from tests.conftest import PLANTED_SECRETS, REPO_ROOT, run_cli
+from tests.integration.test_faults import LiveRun, assert_no_orphans, listeners, processes_of
+
+pytestmark = pytest.mark.integration
+
+MODELS = REPO_ROOT / "model_repository"
+DURATION = 3
+
+SCENARIO = """
+name = "frameworks"
+[server]
+kind = "{kind}"
+model_repository = "{models}"
+device = "cpu"
+[run]
+duration_s = {duration}
+warmup_s = 0.5
+seed = 5
+baselines = false
+min_duration_s = 1
+min_requests = 10
+[[tenants]]
+name = "vision"
+model = "resnet_tiny"
+sla_ms = 500
+[tenants.load]
+arrival = "poisson"
+rate = 20
+[tenants.server]
+dynamic_batching = false
+[[tenants]]
+name = "series"
+model = "lstm_tiny"
+sla_ms = 500
+batch = 2
+[tenants.load]
+arrival = "constant"
+rate = 20
+[tenants.server]
+dynamic_batching = true
+max_queue_delay_us = 1000
+"""
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def installed_or_skip(kind: str) -> frameworks.Environment:
+    env = frameworks.installed(kind)
+    if env is None:
+        pytest.skip(f"{kind} is not installed: `{frameworks.install_command(kind)}` (scripts/test.sh does it)")
+    return env
+
+
+def scenario_file(folder: Path, kind: str, duration: float = DURATION) -> Path:
+    path = folder / f"{kind}.toml"
+    path.write_text(SCENARIO.format(kind=kind, models=MODELS, duration=duration))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mlserver_run(tmp_path_factory) -> tuple[Path, Path]:
+    installed_or_skip("mlserver")
+    base = tmp_path_factory.mktemp("mlserver")
+    run_dir, marker = base / "run", base / "tmp"
+    proc = run_cli(["run", scenario_file(base, "mlserver"), "--out", run_dir], tmpdir=marker, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, marker
+
+
+def test_mlserver_records_the_same_columns(mlserver_run):
+    run_dir, _ = mlserver_run
+    table = pq.read_table(run_dir / "shared" / results.REQUESTS)
+    assert table.schema.equals(results.REQUEST_SCHEMA, check_metadata=False)
+    frame = table.to_pandas()
+    measured = frame[~frame["warmup"]]
+    assert measured["ok"].all(), measured.loc[~measured["ok"], "error"].unique()[:3]
+    counts = measured.groupby("tenant").size().to_dict()
+    assert counts["series"] == 20 * DURATION  # constant arrivals: exactly rate x duration
+    assert counts["vision"] > 0
+    assert (measured["latency_ms"] >= measured["service_ms"]).all()
+    summary = pd.read_csv(run_dir / results.SUMMARY_CSV)
+    assert set(summary["tenant"]) == {"vision", "series"}
+    assert summary["p99_ms"].notna().all()
+
+
+def test_mlserver_settings_are_kept(mlserver_run):
+    """The effective settings: the tenant's dynamic batching as MLServer's adaptive batching, loopback ports."""
+    run_dir, _ = mlserver_run
+    configs = run_dir / "shared" / results.CONFIGS
+    series = json.loads((configs / "series.model-settings.json").read_text())
+    assert series["max_batch_time"] == pytest.approx(1000e-6)
+    assert series["max_batch_size"] > 1
+    assert series["inputs"][0]["shape"][0] == -1
+    vision = json.loads((configs / "vision.model-settings.json").read_text())
+    assert "max_batch_time" not in vision  # dynamic_batching = false: no adaptive batching
+    server = json.loads((configs / "mlserver-settings.json").read_text())
+    assert server["host"] == "127.0.0.1"
+    manifest = results.read_manifest(run_dir)
+    assert manifest["scenario"]["effective"]["server"]["kind"] == "mlserver"
+    assert "Loaded model 'series' successfully" in (run_dir / "shared" / results.SERVER_LOG).read_text()
+
+
+def test_mlserver_leaves_no_process(mlserver_run):
+    _, marker = mlserver_run
+    assert_no_orphans(marker)
+
+
+def test_mlserver_is_loopback_only_without_credentials_and_dies_with_a_sigkilled_perseus(tmp_path: Path):
+    installed_or_skip("mlserver")
+    run = LiveRun(tmp_path, scenario_file(tmp_path, "mlserver", duration=60), extra_env=PLANTED_SECRETS)
+    try:
+        run.wait_measuring(min_records=20)
+        tree = processes_of(run.marker)
+        assert tree, "no mlserver process holds the run's TMPDIR"
+        listening = listeners([p.pid for p in tree])
+        assert len({port for _, _, port in listening}) >= 3, listening  # HTTP, gRPC, metrics
+        addresses = {ipaddress.ip_address(ip) for _, ip, _ in listening}
+        assert {getattr(a, "ipv4_mapped", None) or a for a in addresses} == {ipaddress.ip_address("127.0.0.1")}
+        for proc in tree:
+            env = proc.environ()
+            assert not set(PLANTED_SECRETS) & set(env), proc.cmdline()
+        run.proc.kill()
+        killed_at = time.monotonic()
+        while processes_of(run.marker) and time.monotonic() - killed_at < 5:
+            time.sleep(0.05)
+        assert [p.pid for p in tree if _alive(p)] == []
+        assert_no_orphans(run.marker, grace_s=0)
+    finally:
+        run.close()
+
+
+# -- bad input: a kind whose environment is not there ---------------------------------------------
+@pytest.mark.parametrize("kind", ["mlserver", "bentoml"])
+def test_a_kind_not_installed_stops_before_anything_starts(tmp_path: Path, kind: str):
+    """An empty cache folder (XDG_CACHE_HOME): exit 2, one line naming the install command, nothing written."""
+    out, marker = tmp_path / "run", tmp_path / "tmp"
+    scenario = scenario_file(tmp_path, kind)
+    proc = run_cli(["run", scenario, "--out", out], tmpdir=marker, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"perseus: {scenario}: server.kind: is '{kind}' but {kind} is not installed: "
+        f"run `perseus servers install {kind}` first"
+    ]
+    assert proc.stdout == ""
+    assert not out.exists()
+    assert processes_of(marker) == []
+
+
+def test_installing_an_unknown_kind_is_refused(tmp_path: Path):
+    proc = run_cli(["servers", "install", "torchserve"], env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "perseus: command line: KIND: unknown server kind 'torchserve' (installable: bentoml, mlserver)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_doctor_names_the_install_command(tmp_path: Path):
+    proc = run_cli(["doctor"], env={"XDG_CACHE_HOME": str(tmp_path)}, timeout=120)
+    text = " ".join(proc.stderr.split())  # doctor's table is on stderr; cells may wrap
+    assert "not installed; needed only for server.kind = 'mlserver'" in text
+    assert "perseus servers install mlserver" in text
+    assert "perseus servers install bentoml" in text
