@@ -18,7 +18,7 @@ from perseus.load.embedded import onnx_file
 from perseus.models.ensure import ensure_built
 from perseus.pricing.catalog import Price, known, lookup
 from perseus.scenario import Scenario
-from perseus.server import frameworks, repository
+from perseus.server import bentoml, frameworks, repository
 from perseus.server.docker import check_docker
 from perseus.server.remote import check_remote
 from perseus.telemetry import gpu
@@ -26,7 +26,6 @@ from perseus.telemetry import gpu
 # What cost at capacity reads from a capacity.csv (perseus/capacity/analysis.py writes them).
 CAPACITY_COLUMNS = ("deployment", "kind", "tenant", "scale", "upper", "rate_rps", "capacity_rps")
 DEFAULT_MASTER_PORT = 5557  # Locust's own default; `perseus worker --master-port` defaults to it too
-LAUNCHED_KINDS = ("triton", "mlserver")  # the server.kind values that server.factory can start
 
 
 def check_price(scenario: Scenario, source: str, instance: str | None = None, field: str = "pricing.instance") -> Price:
@@ -159,9 +158,12 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
     if kind != "triton":
         ensembles = [(i, t.model) for i, t in enumerate(scenario.tenants) if repository.steps(repo, t.model)]
         frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
+        if kind == "bentoml":
+            for i, tenant in enumerate(scenario.tenants):
+                reason = bentoml.servable(repository.read_config(repo / tenant.model / repository.CONFIG))
+                if reason:
+                    raise InputError(source, f"tenants[{i}].model", f"{tenant.model!r} {reason}")
         frameworks.check_installed(kind, source)
-        if kind not in LAUNCHED_KINDS:
-            raise InputError(source, "server.kind", f"{kind!r} can be installed, but perseus cannot launch it yet")
 
 
 def prepare(

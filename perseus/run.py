@@ -17,6 +17,7 @@ from perseus.manifest import CommandKind, Manifest, Status
 from perseus.plan import Deployment, scenario_for
 from perseus.progress import Progress, Quiet
 from perseus.scenario import Scenario
+from perseus.server import frameworks
 from perseus.telemetry import host
 
 VERSIONED = ("locust", "tritonclient", "nvidia-pytriton", "onnxruntime", "numpy", "pandas", "pyarrow", "gevent")
@@ -39,6 +40,9 @@ def _server_version(scenario: Scenario) -> dict[str, str]:
         return {"tritonserver": f"image {scenario.server.image}"}
     if scenario.server.launcher == "remote":
         return {"tritonserver": f"remote server at {scenario.server.url} (version not recorded)"}
+    env = frameworks.installed(scenario.server.kind) if scenario.server.kind != "triton" else None
+    if env is not None:  # the framework's own environment, with its own onnxruntime
+        return {f"{scenario.server.kind}:{name}": version for name, version in env.versions.items()}
     return {}
 
 

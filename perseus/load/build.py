@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from perseus.load import arrivals
 from perseus.load.embedded import EmbeddedModel, onnx_file
 from perseus.load.engine import LoadRun, TenantLoad
-from perseus.load.inputs import build_request
+from perseus.load.inputs import Request, build_bentoml_request, build_request
 from perseus.plan import Deployment
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
@@ -50,8 +52,7 @@ def tenant_load(
         model_file = onnx_file(source_repo, tenant.model)
         transport = EmbeddedModel(model_file, tenant.batch, rng, instances=tenant.server.instances or 1)
     else:
-        # MLServer lacks Triton's binary tensor extension: its bodies are the V2 protocol's JSON.
-        request = build_request(url, served[name], tenant.batch, rng, binary=scenario.server.kind == "triton")
+        request = _request(scenario.server.kind, url, served[name], tenant.batch, rng)
     load = TenantLoad(
         tenant=name,
         model=tenant.model,
@@ -64,6 +65,14 @@ def tenant_load(
     if tenant.load.open_loop:
         load.schedule = arrivals.schedule(tenant.load, scenario.run.warmup_s, scenario.run.duration_s, rng)
     return load
+
+
+def _request(kind: str, url: str, served_name: str, batch: int, rng: np.random.Generator) -> Request:
+    """The tenant's prebuilt request for its server's kind."""
+    if kind == "bentoml":
+        return build_bentoml_request(url, served_name, batch, rng)
+    # MLServer lacks Triton's binary tensor extension: its bodies are the V2 protocol's JSON.
+    return build_request(url, served_name, batch, rng, binary=kind == "triton")
 
 
 def counting_loads(scenario: Scenario, deployment: Deployment) -> list[TenantLoad]:

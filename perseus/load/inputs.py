@@ -91,3 +91,30 @@ def build_request(url: str, served_name: str, batch: int, rng: np.random.Generat
         headers=headers,
         batch=batch if batched else 1,
     )
+
+
+def build_bentoml_request(url: str, served_name: str, batch: int, rng: np.random.Generator) -> Request:
+    """The request body for a tenant's BentoML API (perseus.server.bentoml): ``{"tensor": [...]}``, drawn
+    from the same generator and shapes as the V2 body, so each kind receives the same numbers."""
+    try:
+        meta = _post_json(f"{url}/{served_name}/metadata")
+    except OSError as exc:
+        raise ServerError(f"cannot read metadata of model '{served_name}' from {url}: {exc}") from None
+    (spec,) = meta["inputs"]
+    batched = spec["shape"][:1] == [-1]
+    dims = [VARIABLE_DIM if d < 0 else int(d) for d in spec["shape"]]
+    if batched:
+        dims[0] = batch
+    tensor = random_tensor(spec["datatype"], dims, rng)
+    return Request(
+        path=f"/{served_name}",
+        body=json.dumps({spec["name"]: tensor.tolist()}).encode(),
+        headers={"Content-Type": "application/json"},
+        batch=batch if batched else 1,
+    )
+
+
+def _post_json(url: str, timeout: float = 10.0) -> dict:
+    request = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})  # noqa: S310 - a server URL we built
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback server URL
+        return json.loads(resp.read())

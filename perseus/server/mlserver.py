@@ -15,10 +15,9 @@ map onto MLServer's:
 - onnxruntime threads: the config's ``intra_op_num_threads``/``inter_op_num_threads``/``allow_spinning``,
   the same values Triton's Python-backend model reads.
 
-The launcher keeps every rule of the local Triton one: every listener on loopback (``host`` in
-settings.json binds the HTTP, gRPC and metrics servers), its own session through ``children.spawn``
-(the worker processes are in its process group, and the whole group dies with perseus, SIGKILL
-included), SIGTERM then SIGKILL of the group on stop, and its output in server.log.
+The launcher (perseus.server.process.FrameworkServer) keeps every rule of the local Triton one; here
+``host`` in settings.json binds all three listeners (HTTP, gRPC, metrics) to loopback, and MLServer's
+inference worker processes are in its process group.
 """
 
 from __future__ import annotations
@@ -26,18 +25,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from perseus import children
 from perseus.errors import ServerError
-from perseus.ports import LOOPBACK, free_ports
+from perseus.ports import LOOPBACK
 from perseus.server import http_ok
 from perseus.server.frameworks import ONNX, Environment, onnx_path
-from perseus.server.local import POLL_S, PORT_ATTEMPTS, log_tail, stop_group
+from perseus.server.process import FrameworkServer
 
 RUNTIME_SOURCE = Path(__file__).with_name("mlserver_runtime.py")
 RUNTIME_MODULE = "perseus_onnx"
@@ -47,7 +43,6 @@ SETTINGS = "settings.json"
 # The smallest adaptive batching window: MLServer disables batching at 0 (see the module docstring).
 MIN_BATCH_TIME_S = 100e-6
 THREAD_PARAMETERS = ("intra_op_num_threads", "inter_op_num_threads", "allow_spinning")
-_PORT_TAKEN = b"address already in use"
 _LOAD_FAILURE = re.compile(r"Couldn't load model '([^']+)'")
 
 
@@ -56,7 +51,7 @@ def _datatype(config_type: int) -> str:
     return "BYTES" if name == "STRING" else name
 
 
-def _tensors(specs, batched: bool) -> list[dict]:
+def tensors(specs, batched: bool) -> list[dict]:
     return [
         {"name": s.name, "datatype": _datatype(s.data_type), "shape": ([-1] if batched else []) + list(s.dims)}
         for s in specs
@@ -78,8 +73,8 @@ def model_settings(name: str, config: mc.ModelConfig, onnx: Path) -> dict:
     settings = {
         "name": name,
         "implementation": IMPLEMENTATION,
-        "inputs": _tensors(config.input, batched),
-        "outputs": _tensors(config.output, batched),
+        "inputs": tensors(config.input, batched),
+        "outputs": tensors(config.output, batched),
         "parameters": {"extra": extra},
     }
     if config.HasField("dynamic_batching") and config.max_batch_size > 1:
@@ -114,8 +109,10 @@ def server_settings(host: str, http: int, grpc: int, metrics: int, workers: int)
     }
 
 
-class MLServerServer:
+class MLServerServer(FrameworkServer):
     """``mlserver start`` from the framework's own environment, on free loopback ports."""
+
+    program = "mlserver"
 
     def __init__(
         self,
@@ -128,96 +125,27 @@ class MLServerServer:
         startup_timeout_s: float = 120.0,
         record_dir: Path | None = None,
     ):
-        self.repository = Path(repository)
-        self.log_path = Path(log_path)
-        self.env = env
+        super().__init__(repository, log_path, env, startup_timeout_s=startup_timeout_s)
         self.models = models
         self.workers = workers
-        self.startup_timeout_s = startup_timeout_s
         self.record_dir = record_dir
-        self._proc: subprocess.Popen | None = None
-        self._log = None
-        self._log_offset = 0
-        self.url = self.metrics_url = ""
 
-    def start(self) -> None:
-        try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-            for attempt in range(1, PORT_ATTEMPTS + 1):
-                self._launch()
-                if self._wait_ready(retry_if_port_taken=attempt < PORT_ATTEMPTS):
-                    if self.record_dir is not None:  # the effective server settings, ports included
-                        shutil.copyfile(self.repository / SETTINGS, self.record_dir / f"mlserver-{SETTINGS}")
-                    return
-                stop_group(self._proc)
-                self._proc = None
-        except BaseException:
-            self.stop()
-            raise
-
-    def _launch(self) -> None:
-        http, grpc, metrics = free_ports(3, LOOPBACK)
+    def command(self) -> list[str]:
+        http, grpc, metrics = self.pick_ports(3)
         self.url = f"http://{LOOPBACK}:{http}"
         self.metrics_url = f"http://{LOOPBACK}:{metrics}/metrics"
         settings = server_settings(LOOPBACK, http, grpc, metrics, self.workers)
         (self.repository / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        self._log.flush()
-        self._log_offset = self.log_path.stat().st_size
-        self._proc = children.spawn(
-            [str(self.env.bin / "mlserver"), "start", str(self.repository)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.repository,
-            env=self.env.environment(),
-        )
+        return [str(self.env.bin / "mlserver"), "start", str(self.repository)]
 
-    def _this_launch(self) -> bytes:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read()
-        except OSError:
-            return b""
+    def failures(self, log_text: str) -> list[str]:
+        """MLServer goes on serving when a model fails to load ("Couldn't load model"): stop waiting then."""
+        return sorted(set(_LOAD_FAILURE.findall(log_text)))
 
-    def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
-        """True once the server and every model are ready; False if a port was taken (and a retry is allowed).
+    def ready(self) -> bool:
+        """MLServer answers /v2/health/ready before its models have loaded: each model's own readiness."""
+        return all(http_ok(f"{self.url}/v2/models/{m}/ready") for m in self.models)
 
-        MLServer answers /v2/health/ready before its models have loaded, and goes on serving when one
-        fails to load ("Couldn't load model"), so each model's own readiness is awaited too."""
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                if retry_if_port_taken and _PORT_TAKEN in self._this_launch().lower():
-                    return False
-                raise self._startup_error(f"mlserver exited with code {self._proc.returncode} during startup")
-            failed = _LOAD_FAILURE.findall(self._this_launch().decode(errors="replace"))
-            if failed:
-                raise self._startup_error(f"mlserver could not load {', '.join(sorted(set(failed)))}")
-            if all(http_ok(f"{self.url}/v2/models/{m}/ready") for m in self.models):
-                return True
-            time.sleep(POLL_S)
-        raise self._startup_error(f"mlserver not ready after {self.startup_timeout_s:g} s")
-
-    def _startup_error(self, what: str) -> ServerError:
-        self._log.flush()
-        return ServerError(f"{what} (see {self.log_path})", log_tail(self.log_path))
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def gone(self) -> str:
-        code = self._proc.poll() if self._proc else None
-        return f"mlserver exited unexpectedly (pid {self.pid()}, exit code {code})"
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            stop_group(proc)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def started(self) -> None:
+        if self.record_dir is not None:  # the effective server settings, ports included
+            shutil.copyfile(self.repository / SETTINGS, self.record_dir / f"mlserver-{SETTINGS}")
