@@ -3,9 +3,11 @@
 Every rule of the local Triton launcher holds: listeners on loopback (each kind's ``command`` binds
 them there), its own session and process group through ``children.spawn`` (the whole group dies with
 perseus, SIGKILL included, and so do the framework's worker processes in it), SIGTERM then SIGKILL of
-the group on stop, and the framework's output in server.log. Ports are picked free by the kernel; a
-port taken between picking and binding makes the framework exit at once, and it is launched again on
-new ports. The environment comes from the framework's allowlist (frameworks.Environment.environment).
+the group on stop, and the framework's output in server.log. Worker processes that a framework starts
+in sessions of their own (BentoML's) are found and registered with the watchdog too (children.adopt).
+Ports are picked free by the kernel; a port taken between picking and binding makes the framework
+exit at once, and it is launched again on new ports. The environment comes from the framework's
+allowlist (frameworks.Environment.environment).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from perseus.server.local import POLL_S, PORT_ATTEMPTS, log_tail, stop_group
 
 # What uvicorn (MLServer, BentoML) logs when a port is taken ("[Errno 98] ... address already in use").
 PORT_TAKEN = b"address already in use"
+ADOPT_EVERY_S = 2.0  # how often alive() looks for workers in groups of their own (a /proc walk)
 
 
 class FrameworkServer:
@@ -37,6 +40,8 @@ class FrameworkServer:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._log_offset = 0
+        self._adopted: list[int] = []  # process groups of the framework's workers outside its own
+        self._next_adoption = 0.0
         self.url = self.metrics_url = ""
 
     # -- what each kind says -----------------------------------------------------------------------
@@ -69,6 +74,7 @@ class FrameworkServer:
             for attempt in range(1, PORT_ATTEMPTS + 1):
                 self._launch()
                 if self._wait_ready(retry_if_port_taken=attempt < PORT_ATTEMPTS):
+                    self._adopt_foreign_groups()
                     self.started()
                     return
                 stop_group(self._proc)
@@ -118,8 +124,22 @@ class FrameworkServer:
         self._log.flush()
         return ServerError(f"{what} (see {self.log_path})", log_tail(self.log_path))
 
+    def _adopt_foreign_groups(self) -> None:
+        """Worker processes in sessions of their own (BentoML's) die with perseus too (children.adopt)."""
+        if self._proc is not None:
+            for pgid in children.foreign_groups(self._proc.pid):
+                if pgid not in self._adopted:
+                    children.adopt(pgid)
+                    self._adopted.append(pgid)
+
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        now = time.monotonic()
+        if now >= self._next_adoption:  # a worker restarted by the framework gets a new group
+            self._next_adoption = now + ADOPT_EVERY_S
+            self._adopt_foreign_groups()
+        return True
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
@@ -131,7 +151,10 @@ class FrameworkServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            stop_group(proc)
+            stop_group(proc)  # SIGTERM first: the framework stops its own workers
+        for pgid in self._adopted:
+            children.disown(pgid)  # then whatever of them is left
+        self._adopted = []
         if self._log is not None:
             self._log.close()
             self._log = None

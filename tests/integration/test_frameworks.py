@@ -1,4 +1,4 @@
-"""The same tenants on other serving frameworks: real MLServer processes from `perseus servers install`.
+"""The same tenants on other serving frameworks: real MLServer and BentoML processes from `perseus servers install`.
 
 scripts/test.sh installs every framework first, so CI runs these for real; on a machine without the
 framework's environment they skip, naming the command that installs it. Each run has its own TMPDIR,
@@ -84,18 +84,19 @@ def scenario_file(folder: Path, kind: str, duration: float = DURATION) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def mlserver_run(tmp_path_factory) -> tuple[Path, Path]:
-    installed_or_skip("mlserver")
-    base = tmp_path_factory.mktemp("mlserver")
+@pytest.fixture(scope="module", params=["mlserver", "bentoml"])
+def framework_run(request, tmp_path_factory) -> tuple[str, Path, Path]:
+    kind = request.param
+    installed_or_skip(kind)
+    base = tmp_path_factory.mktemp(kind)
     run_dir, marker = base / "run", base / "tmp"
-    proc = run_cli(["run", scenario_file(base, "mlserver"), "--out", run_dir], tmpdir=marker, timeout=300)
+    proc = run_cli(["run", scenario_file(base, kind), "--out", run_dir], tmpdir=marker, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, marker
+    return kind, run_dir, marker
 
 
-def test_mlserver_records_the_same_columns(mlserver_run):
-    run_dir, _ = mlserver_run
+def test_the_same_columns_and_every_request_answered(framework_run):
+    kind, run_dir, _ = framework_run
     table = pq.read_table(run_dir / "shared" / results.REQUESTS)
     assert table.schema.equals(results.REQUEST_SCHEMA, check_metadata=False)
     frame = table.to_pandas()
@@ -108,39 +109,50 @@ def test_mlserver_records_the_same_columns(mlserver_run):
     summary = pd.read_csv(run_dir / results.SUMMARY_CSV)
     assert set(summary["tenant"]) == {"vision", "series"}
     assert summary["p99_ms"].notna().all()
-
-
-def test_mlserver_settings_are_kept(mlserver_run):
-    """The effective settings: the tenant's dynamic batching as MLServer's adaptive batching, loopback ports."""
-    run_dir, _ = mlserver_run
-    configs = run_dir / "shared" / results.CONFIGS
-    series = json.loads((configs / "series.model-settings.json").read_text())
-    assert series["max_batch_time"] == pytest.approx(1000e-6)
-    assert series["max_batch_size"] > 1
-    assert series["inputs"][0]["shape"][0] == -1
-    vision = json.loads((configs / "vision.model-settings.json").read_text())
-    assert "max_batch_time" not in vision  # dynamic_batching = false: no adaptive batching
-    server = json.loads((configs / "mlserver-settings.json").read_text())
-    assert server["host"] == "127.0.0.1"
     manifest = results.read_manifest(run_dir)
-    assert manifest["scenario"]["effective"]["server"]["kind"] == "mlserver"
-    assert "Loaded model 'series' successfully" in (run_dir / "shared" / results.SERVER_LOG).read_text()
+    assert manifest["scenario"]["effective"]["server"]["kind"] == kind
+    assert manifest["versions"][f"{kind}:{kind}"] == frameworks.installed(kind).versions[kind]
 
 
-def test_mlserver_leaves_no_process(mlserver_run):
-    _, marker = mlserver_run
+def test_the_effective_settings_are_kept(framework_run):
+    """The tenant's dynamic batching as the framework's adaptive batching; none where it asked for none."""
+    kind, run_dir, _ = framework_run
+    configs = run_dir / "shared" / results.CONFIGS
+    log = (run_dir / "shared" / results.SERVER_LOG).read_text()
+    if kind == "mlserver":
+        series = json.loads((configs / "series.model-settings.json").read_text())
+        assert series["max_batch_time"] == pytest.approx(1000e-6)
+        assert series["max_batch_size"] > 1
+        assert series["inputs"][0]["shape"][0] == -1
+        vision = json.loads((configs / "vision.model-settings.json").read_text())
+        assert "max_batch_time" not in vision  # dynamic_batching = false: no adaptive batching
+        server = json.loads((configs / "mlserver-settings.json").read_text())
+        assert server["host"] == "127.0.0.1"
+        assert "Loaded model 'series' successfully" in log
+    else:
+        spec = {t["name"]: t for t in json.loads((configs / "perseus-bento.json").read_text())["tenants"]}
+        assert spec["series"]["batching"]["max_batch_size"] > 1
+        assert "adaptive" in spec["series"]["batch_wait"]
+        assert spec["vision"]["batching"] is None
+        assert spec["series"]["metadata"]["inputs"][0]["shape"][0] == -1
+        assert "listening on http://127.0.0.1:" in log
+
+
+def test_nothing_is_left_running(framework_run):
+    _, _, marker = framework_run
     assert_no_orphans(marker)
 
 
-def test_mlserver_is_loopback_only_without_credentials_and_dies_with_a_sigkilled_perseus(tmp_path: Path):
-    installed_or_skip("mlserver")
-    run = LiveRun(tmp_path, scenario_file(tmp_path, "mlserver", duration=60), extra_env=PLANTED_SECRETS)
+@pytest.mark.parametrize("kind", ["mlserver", "bentoml"])
+def test_loopback_only_no_credentials_and_gone_with_a_sigkilled_perseus(tmp_path: Path, kind: str):
+    installed_or_skip(kind)
+    run = LiveRun(tmp_path, scenario_file(tmp_path, kind, duration=60), extra_env=PLANTED_SECRETS)
     try:
         run.wait_measuring(min_records=20)
         tree = processes_of(run.marker)
-        assert tree, "no mlserver process holds the run's TMPDIR"
+        assert tree, f"no {kind} process holds the run's TMPDIR"
         listening = listeners([p.pid for p in tree])
-        assert len({port for _, _, port in listening}) >= 3, listening  # HTTP, gRPC, metrics
+        assert listening, f"{kind} listens nowhere?"
         addresses = {ipaddress.ip_address(ip) for _, ip, _ in listening}
         assert {getattr(a, "ipv4_mapped", None) or a for a in addresses} == {ipaddress.ip_address("127.0.0.1")}
         for proc in tree:
