@@ -154,16 +154,23 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
     repository.check_models(scenario, repo, source)
     if scenario.server.launcher == "docker":
         check_docker(source)
-    kind = scenario.server.kind
-    if kind != "triton":
-        ensembles = [(i, t.model) for i, t in enumerate(scenario.tenants) if repository.steps(repo, t.model)]
-        frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
-        if kind == "bentoml":
-            for i, tenant in enumerate(scenario.tenants):
-                reason = bentoml.servable(repository.read_config(repo / tenant.model / repository.CONFIG))
-                if reason:
-                    raise InputError(source, f"tenants[{i}].model", f"{tenant.model!r} {reason}")
-        frameworks.check_installed(kind, source)
+    for kind in scenario.kinds():
+        if kind != "triton":
+            check_framework(scenario, kind, repo, source)
+
+
+def check_framework(scenario: Scenario, kind: str, repo: Path, source: str) -> None:
+    """A framework besides Triton can serve every tenant (no ensembles; BentoML: one input, one output),
+    and its environment is installed."""
+    field = "server.kind" if not scenario.run.servers else "run.servers"
+    ensembles = [(i, t.model) for i, t in enumerate(scenario.tenants) if repository.steps(repo, t.model)]
+    frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
+    if kind == "bentoml":
+        for i, tenant in enumerate(scenario.tenants):
+            reason = bentoml.servable(repository.read_config(repo / tenant.model / repository.CONFIG))
+            if reason:
+                raise InputError(source, f"tenants[{i}].model", f"{tenant.model!r} {reason}")
+    frameworks.check_installed(kind, source, field)
 
 
 def prepare(
@@ -215,10 +222,9 @@ def check_and_build(
     if embedded:
         for tenant in scenario.tenants:
             onnx_file(repo, tenant.model)  # embedded serving runs the ONNX file itself
-    if scenario.server.kind != "triton":  # the other frameworks serve the ONNX file (checked once built)
-        frameworks.check_servable(
-            scenario.server.kind, [(i, t.model, False) for i, t in enumerate(scenario.tenants)], repo, source
-        )
+    for kind in scenario.kinds():  # the other frameworks serve the ONNX file (checked once built)
+        if kind != "triton":
+            frameworks.check_servable(kind, [(i, t.model, False) for i, t in enumerate(scenario.tenants)], repo, source)
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag, prices)
 
 

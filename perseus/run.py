@@ -40,10 +40,12 @@ def _server_version(scenario: Scenario) -> dict[str, str]:
         return {"tritonserver": f"image {scenario.server.image}"}
     if scenario.server.launcher == "remote":
         return {"tritonserver": f"remote server at {scenario.server.url} (version not recorded)"}
-    env = frameworks.installed(scenario.server.kind) if scenario.server.kind != "triton" else None
-    if env is not None:  # the framework's own environment, with its own onnxruntime
-        return {f"{scenario.server.kind}:{name}": version for name, version in env.versions.items()}
-    return {}
+    out = {}
+    for kind in scenario.kinds():
+        env = frameworks.installed(kind) if kind != "triton" else None
+        if env is not None:  # the framework's own environment, with its own onnxruntime
+            out.update({f"{kind}:{name}": version for name, version in env.versions.items()})
+    return out
 
 
 def new_manifest(

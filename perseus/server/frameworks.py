@@ -122,7 +122,10 @@ def check_installed(kind: str, source: str, field: str = "server.kind") -> Envir
     """Up-front check (bad input, exit 2): the kind's environment exists, else the command that makes it."""
     env = installed(kind)
     if env is None:
-        raise InputError(source, field, f"is {kind!r} but {kind} is not installed: run `{install_command(kind)}` first")
+        verb = "names" if field == "run.servers" else "is"
+        raise InputError(
+            source, field, f"{verb} {kind!r} but {kind} is not installed: run `{install_command(kind)}` first"
+        )
     return env
 
 
