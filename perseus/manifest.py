@@ -52,6 +52,7 @@ class DeploymentRecord(_Record):
     instance: str | None = None  # the instance type priced for this deployment (None: the scenario's)
     scale: float | None = None  # a capacity probe's load scale
     server: str | None = None  # [run] servers: the serving framework it ran on (None: the scenario's server.kind)
+    layout: str | None = None  # [run] servers: the deployment it is, on that framework (`shared` of `shared@mlserver`)
     started: str | None = None
     ended: str | None = None
     requests: int | None = None
@@ -171,6 +172,7 @@ class Manifest(_Record):
                 instance=deployment.instance,
                 scale=deployment.scale,
                 server=deployment.server,
+                layout=deployment.layout,
             )
         return self.deployments[deployment.name]
 

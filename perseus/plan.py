@@ -31,6 +31,7 @@ class Deployment:
     instance: str | None = None  # priced as this instance type (None: the scenario's [pricing] instance)
     scale: float | None = None  # a capacity probe's load scale
     server: str | None = None  # [run] servers: the serving framework it runs on (None: server.kind)
+    layout: str | None = None  # [run] servers: the deployment it is on that framework (`shared` of `shared@bentoml`)
 
 
 def shared(scenario: Scenario) -> Deployment:
@@ -83,7 +84,9 @@ def plan(scenario: Scenario) -> list[Deployment]:
         # Interleaved like trials (each deployment on every kind in turn), so drift spreads over the kinds.
         # Embedded deployments have no server: they run once, under their own name.
         first = [
-            replace(d, name=f"{d.name}{SERVER_SEPARATOR}{kind}", server=kind) if d.strategy == "external" else d
+            replace(d, name=f"{d.name}{SERVER_SEPARATOR}{kind}", server=kind, layout=d.name)
+            if d.strategy == "external"
+            else d
             for d in first
             for kind in (scenario.run.servers if d.strategy == "external" else [None])
         ]
