@@ -28,7 +28,7 @@ from perseus.records import StreamWriter
 from perseus.scenario import Scenario
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
-from perseus.telemetry import host, triton
+from perseus.telemetry import frameworks, host, triton
 from perseus.telemetry.nvml import GpuSampler
 
 TELEMETRY_PERIOD_S = 1.0
@@ -155,10 +155,15 @@ class DeploymentSession:
             run.abort(self.server.gone())
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
-            for row in triton.sample_rows(self.server.metrics_url, now):
-                self.telemetry.add(row)
-            for row in triton.stats_rows(self.server.url, now):
-                self.telemetry.add(row)
+            kind = self.scenario.server.kind
+            if kind == "triton":
+                for row in triton.sample_rows(self.server.metrics_url, now):
+                    self.telemetry.add(row)
+                for row in triton.stats_rows(self.server.url, now):
+                    self.telemetry.add(row)
+            else:  # MLServer's and BentoML's own counters; they have no statistics API
+                for row in frameworks.sample_rows(self.server.metrics_url, kind, now):
+                    self.telemetry.add(row)
             for sampler in self._samplers:
                 for row in sampler.rows(now):
                     self.telemetry.add(row)
