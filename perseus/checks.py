@@ -214,6 +214,8 @@ def check_and_build(
     # (and, for docker, whether the container gets `--gpus all`).
     rendered = scenario.server.launcher in ("local", "docker")
     flag = use_gpu(scenario, found, source) if rendered else False
+    # MLServer and BentoML serve on the CPU here; beside them Triton does too, so the kinds compare fairly.
+    flag = flag and all(kind == "triton" for kind in scenario.kinds())
     embedded = "embedded" in scenario.run.strategies
     if rendered or embedded:
         chosen = [scenario.tenant(n) for n in tenants] if tenants else scenario.tenants
