@@ -129,9 +129,16 @@ def load_scenario(
 
 
 def open_loop_only(scenario_file: Path) -> Callable[[Scenario], None]:
-    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop."""
+    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop; and they
+    measure one serving framework (``server.kind``), so ``[run] servers`` is refused rather than ignored."""
 
     def check(scenario: Scenario) -> None:
+        if scenario.run.servers:
+            raise InputError(
+                str(scenario_file),
+                "run.servers",
+                "is for `perseus run`; a search measures one framework: set server.kind instead",
+            )
         for i, tenant in enumerate(scenario.tenants):
             if not tenant.load.open_loop:
                 raise InputError(

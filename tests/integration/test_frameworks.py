@@ -203,3 +203,20 @@ def test_doctor_names_the_install_command(tmp_path: Path):
     assert "not installed; needed only for server.kind = 'mlserver'" in text
     assert "perseus servers install mlserver" in text
     assert "perseus servers install bentoml" in text
+
+
+def test_a_capacity_search_refuses_run_servers(tmp_path: Path):
+    """A search measures one framework: [run] servers would be ignored there, so it is refused (exit 2)."""
+    scenario = tmp_path / "servers.toml"
+    scenario.write_text(
+        SCENARIO.format(kind="triton", models=MODELS, duration=DURATION).replace(
+            "baselines = false", 'baselines = false\nservers = ["triton", "mlserver"]'
+        )
+    )
+    proc = run_cli(["capacity", scenario, "--quick", "--out", tmp_path / "out"], tmpdir=tmp_path / "tmp")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"perseus: {scenario}: run.servers: is for `perseus run`; a search measures one framework: "
+        "set server.kind instead"
+    ]
+    assert not (tmp_path / "out").exists()
