@@ -171,7 +171,8 @@ def install(
     probe += f"print(version({spec.distribution!r}), version('onnxruntime'))"
     proc = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False, timeout=120)
     if proc.returncode != 0:
-        raise PerseusError(f"{kind} was installed but does not import: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PerseusError(f"{kind} was installed but does not import: {last}")
     framework_version, ort_version = proc.stdout.split()
     versions = {spec.distribution: framework_version, "onnxruntime": ort_version}
     marker = {"pins": list(spec.pins), "versions": versions, "seconds": round(time.monotonic() - started, 1)}
