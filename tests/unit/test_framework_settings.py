@@ -1,4 +1,4 @@
-"""How a tenant's Triton config becomes MLServer's model-settings.json (perseus.server.mlserver)."""
+"""How a tenant's Triton config becomes MLServer's model-settings.json and BentoML's service spec."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from perseus.server import mlserver
+from perseus.server import bentoml, mlserver
 
 CONFIG = """
 name: "series"
@@ -55,3 +55,23 @@ def test_without_dynamic_batching_or_a_batch_dimension():
     settings = mlserver.model_settings("series", unbatched, Path("1/model.onnx"))
     assert settings["inputs"][0]["shape"] == [16, 4]
     assert mlserver.instances(config("name: 'x'")) == 1
+
+
+# -- BentoML: the same config as perseus-bento.json's tenant entry (perseus.server.bentoml) ---------
+def test_bentoml_spec_batches_where_triton_would_with_the_run_timeout_as_its_latency_cap():
+    text = CONFIG.replace('input { name: "ids" data_type: TYPE_INT64 dims: [8] }', "")
+    spec = bentoml.tenant_spec(3, "solo-series", config(text), "solo-series/1/model.onnx", request_timeout_s=30)
+    assert spec["method"] == "tenant_3" and spec["onnx_input"] == "series"
+    assert spec["metadata"]["inputs"] == [{"name": "tensor", "datatype": "FP32", "shape": [-1, 16, 4]}]
+    assert spec["batching"] == {"max_batch_size": 32, "max_latency_ms": 30000}
+    assert "adaptive" in spec["batch_wait"]
+    assert spec["threads"] == {"intra_op_num_threads": "2"}
+    unbatched = bentoml.tenant_spec(
+        0, "x", config(text.replace("dynamic_batching { max_queue_delay_microseconds: 2500 }", "")), "x", 30
+    )
+    assert unbatched["batching"] is None
+
+
+def test_bentoml_refuses_models_with_more_than_one_input():
+    assert "2 inputs and 1 outputs" in bentoml.servable(config())
+    assert bentoml.servable(config(CONFIG.replace('input { name: "ids" data_type: TYPE_INT64 dims: [8] }', ""))) is None
