@@ -19,7 +19,7 @@ from perseus.load.embedded import onnx_file
 from perseus.models.ensure import ensure_built
 from perseus.pricing.catalog import Price, known, lookup
 from perseus.scenario import Scenario
-from perseus.server import repository
+from perseus.server import bentoml, frameworks, repository
 from perseus.server.docker import check_docker
 from perseus.server.remote import check_remote
 from perseus.telemetry import gpu
@@ -158,9 +158,16 @@ def load_scenario(
 
 
 def open_loop_only(scenario_file: Path) -> Callable[[Scenario], None]:
-    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop."""
+    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop; and they
+    measure one serving framework (``server.kind``), so ``[run] servers`` is refused rather than ignored."""
 
     def check(scenario: Scenario) -> None:
+        if scenario.run.servers:
+            raise InputError(
+                str(scenario_file),
+                "run.servers",
+                "is for `perseus run`; a search measures one framework: set server.kind instead",
+            )
         for i, tenant in enumerate(scenario.tenants):
             if not tenant.load.open_loop:
                 raise InputError(
@@ -183,6 +190,24 @@ def check_server(scenario: Scenario, repo: Path, source: str) -> None:
     repository.check_models(scenario, repo, source)
     if scenario.server.launcher == "docker":
         check_docker(source)
+    for kind in scenario.kinds():
+        if kind != "triton":
+            check_framework(scenario, kind, repo, source)
+
+
+def check_framework(scenario: Scenario, kind: str, repo: Path, source: str) -> None:
+    """A framework besides Triton can serve every tenant (no ensembles; BentoML: one input, one output),
+    and its environment is installed."""
+    field = "server.kind" if not scenario.run.servers else "run.servers"
+    models = [(i, j, t, m) for i, t in enumerate(scenario.tenants) for j, m in enumerate(t.variants)]
+    ensembles = [(i, m) for i, _, _, m in models if repository.steps(repo, m)]
+    frameworks.check_servable(kind, [(i, m, True) for i, m in ensembles], repo, source)
+    if kind == "bentoml":
+        for i, j, tenant, model in models:
+            reason = bentoml.servable(repository.read_config(repo / model / repository.CONFIG))
+            if reason:
+                raise InputError(source, tenant.variant_field(i, j), f"{model!r} {reason}")
+    frameworks.check_installed(kind, source, field)
 
 
 def prepare(
@@ -232,6 +257,8 @@ def check_and_build(
     # (and, for docker, whether the container gets `--gpus all`).
     rendered = scenario.server.launcher in ("local", "docker")
     flag = use_gpu(scenario, found, source) if rendered else False
+    # MLServer and BentoML serve on the CPU here; beside them Triton does too, so the kinds compare fairly.
+    flag = flag and all(kind == "triton" for kind in scenario.kinds())
     if flag and scenario.server.launcher == "local":  # docker's image brings its own onnxruntime backend
         check_gpu_providers(scenario, source)
     embedded = "embedded" in scenario.run.strategies
@@ -243,6 +270,10 @@ def check_and_build(
         for tenant in scenario.tenants:
             for model in tenant.variants:
                 onnx_file(repo, model)  # embedded serving runs the ONNX file itself
+    for kind in scenario.kinds():  # the other frameworks serve the ONNX file (checked once built)
+        if kind != "triton":
+            servable = [(i, m, False) for i, t in enumerate(scenario.tenants) for m in t.variants]
+            frameworks.check_servable(kind, servable, repo, source)
     return Prepared(Path(scenario_file), raw, scenario, repo, price, found, note, flag, prices)
 
 

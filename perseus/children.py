@@ -319,6 +319,60 @@ def _forget_gone_groups() -> None:
             _WATCHDOG.disarm(key)
 
 
+# -- groups that a child made of its own ---------------------------------------------------------
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, process group) of ``pid`` from /proc/PID/stat (fields 4 and 5); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]), int(fields[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def foreign_groups(leader: int) -> list[int]:
+    """Process groups led by descendants of ``leader`` that left its group (made a session of their own).
+
+    Killing ``leader``'s group misses them: BentoML's process manager (circus) starts each worker in a
+    session of its own, and a worker outlived a SIGKILLed perseus that way (measured on this project's
+    VM, BentoML 1.4.40). ``adopt`` registers such groups with the watchdog."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    parents, groups = {}, {}
+    for pid in pids:
+        stat = _stat(pid)
+        if stat is not None:
+            parents[pid], groups[pid] = stat
+    found, frontier = [], [leader]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                frontier.append(pid)
+                if groups[pid] == pid and pid != leader:
+                    found.append(pid)
+    return sorted(found)
+
+
+def adopt(pgid: int) -> None:
+    """Have the watchdog SIGKILL process group ``pgid`` (already running) if perseus dies; ``disown`` ends it."""
+    if pgid in _GROUPS:
+        return
+    ticks = start_ticks(pgid)
+    if ticks is not None:
+        _GROUPS[pgid] = (ticks, _WATCHDOG.arm({"group": [pgid, ticks]}))
+
+
+def disown(pgid: int) -> None:
+    """SIGKILL an adopted group (unless its number is someone else's by now), and forget it."""
+    ticks, key = _GROUPS.pop(pgid, (None, None))
+    if key is not None:
+        _killpg(pgid, ticks, signal.SIGKILL)
+        _WATCHDOG.disarm(key)
+
+
 class Cleanup:
     """A command the watchdog runs if perseus dies before ``release()`` (see ``when_perseus_dies``)."""
 

@@ -58,7 +58,14 @@ def _options(
     """Measure multi-tenant model serving on a real Triton server: SLAs, throughput and dollars."""
 
 
+servers_app = typer.Typer(
+    help="Serving frameworks besides Triton (server.kind), each in its own virtual environment.",
+    no_args_is_help=True,
+)
+
+
 app.add_typer(models_app, name="models")
+app.add_typer(servers_app, name="servers")
 app.add_typer(prices_app, name="prices")
 
 
@@ -363,9 +370,28 @@ def models_build(
             typer.echo(str(path))
 
 
+@servers_app.command("install")
+def servers_install(
+    kind: Annotated[str, typer.Argument(help="mlserver or bentoml.")],
+    force: Annotated[bool, typer.Option(help="Reinstall even if it is installed with the same pins.")] = False,
+) -> None:
+    """Create KIND's virtual environment under the cache folder and install its pinned, tested version from PyPI.
+
+    The last line on stdout is the environment's folder. With --force, it starts again from an empty folder."""
+    from perseus.display import RunDisplay
+    from perseus.server import frameworks
+
+    with errors():
+        frameworks.framework(kind)
+        env = frameworks.install(kind, log=RunDisplay.say, force=force)
+        versions = ", ".join(f"{name} {version}" for name, version in env.versions.items())
+        RunDisplay.say(f"{kind} installed: {versions}")
+        typer.echo(str(env.root))
+
+
 @app.command()
 def doctor() -> None:
-    """Check what this machine has: tritonserver, Python backend readiness, GPU and onnxruntime-gpu, ports, clients."""
+    """What this machine has: tritonserver, the Python backend, GPU and onnxruntime-gpu, ports, clients, frameworks."""
     from perseus.doctor import checks, render
 
     problems = render(checks())

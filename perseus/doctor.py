@@ -132,6 +132,22 @@ def check_docker() -> Check:
     return Check("docker", True, f"{problem}; needed only for launcher = 'docker'", fix, warn=True)
 
 
+def check_frameworks() -> list[Check]:
+    """MLServer and BentoML are needed only for their server.kind, so their absence is information."""
+    from perseus.server import frameworks
+
+    out = []
+    for kind in frameworks.FRAMEWORKS:
+        env = frameworks.installed(kind)
+        if env is None:
+            detail = f"not installed; needed only for server.kind = '{kind}'"
+            out.append(Check(kind, True, detail, frameworks.install_command(kind)))
+        else:
+            versions = ", ".join(f"{name} {version}" for name, version in env.versions.items())
+            out.append(Check(kind, True, f"{env.root}: {versions}"))
+    return out
+
+
 def checks() -> list[Check]:
     from perseus.telemetry.gpu import gpus
 
@@ -144,6 +160,7 @@ def checks() -> list[Check]:
         check_ports(),
         check_clients(),
         check_docker(),
+        *check_frameworks(),
     ]
 
 

@@ -37,6 +37,7 @@ class TelemetrySource(StrEnum):
     TRITON_STATS = "triton_stats"  # Triton's statistics API, /v2/models/stats
     HOST = "host"  # psutil: CPU and memory of the server and of the load generator
     NVML = "nvml"  # GPU readings (one that worked before on the same device, then failed)
+    FRAMEWORK_METRICS = "framework_metrics"  # MLServer's or BentoML's own Prometheus endpoint
 
 
 # Arrival patterns whose requests are sent on a schedule drawn up front, whatever the server does.

@@ -52,6 +52,8 @@ class DeploymentRecord(_Record):
     replicas: int = 1  # a group measured as one replica of `replicas` (each tenant's rate / replicas)
     instance: str | None = None  # the instance type priced for this deployment (None: the scenario's)
     scale: float | None = None  # a capacity probe's load scale
+    server: str | None = None  # [run] servers: the serving framework it ran on (None: the scenario's server.kind)
+    layout: str | None = None  # [run] servers: the deployment it is, on that framework (`shared` of `shared@mlserver`)
     started: str | None = None
     ended: str | None = None
     requests: int | None = None
@@ -174,6 +176,8 @@ class Manifest(_Record):
                 replicas=deployment.replicas,
                 instance=deployment.instance,
                 scale=deployment.scale,
+                server=deployment.server,
+                layout=deployment.layout,
             )
         return self.deployments[deployment.name]
 

@@ -16,6 +16,7 @@ from perseus.scenario import Scenario
 SHARED = "shared"
 SOLO_PREFIX = "solo-"
 EMBEDDED_PREFIX = "embedded-"
+SERVER_SEPARATOR = "@"  # [run] servers: `<deployment>@<kind>`
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Deployment:
     replicas: int = 1  # measured as one replica carrying each tenant's rate / replicas
     instance: str | None = None  # priced as this instance type (None: the scenario's [pricing] instance)
     scale: float | None = None  # a capacity probe's load scale
+    server: str | None = None  # [run] servers: the serving framework it runs on (None: server.kind)
+    layout: str | None = None  # [run] servers: the deployment it is on that framework (`shared` of `shared@bentoml`)
 
 
 def shared(scenario: Scenario) -> Deployment:
@@ -51,14 +54,18 @@ def group(scenario: Scenario, name: str) -> Deployment:
 
 
 def scenario_for(scenario: Scenario, deployment: Deployment) -> Scenario:
-    """The scenario one deployment runs: a replicated group's replica carries each rate / replicas."""
+    """The scenario one deployment runs: a replicated group's replica carries each rate / replicas; a
+    deployment of a framework comparison runs on its own kind."""
+    if deployment.server is not None:
+        scenario = scenario.on(deployment.server)
     return scenario if deployment.replicas == 1 else scenario.scaled(1 / deployment.replicas)
 
 
 def plan(scenario: Scenario) -> list[Deployment]:
     """The scenario's ``[[deployments]]`` groups, if any; then ``shared`` and ``solo-<tenant>`` (without groups,
     ``shared`` always, the solos when baselines are on; with groups, both only when baselines are on);
-    then any repeated trials.
+    then, with ``[run] servers``, each external one once per kind as ``<deployment>@<kind>``; then any
+    repeated trials.
 
     With a single tenant, the shared deployment *is* its solo baseline, so no copy is run.
     Trials 2..N are named ``<deployment>-t<N>`` and interleaved (all deployments once, then again),
@@ -73,6 +80,16 @@ def plan(scenario: Scenario) -> list[Deployment]:
         first += [embedded(n) for n in names]
     if "external" not in scenario.run.strategies:
         first = [d for d in first if d.strategy != "external"]
+    if scenario.run.servers:
+        # Interleaved like trials (each deployment on every kind in turn), so drift spreads over the kinds.
+        # Embedded deployments have no server: they run once, under their own name.
+        first = [
+            replace(d, name=f"{d.name}{SERVER_SEPARATOR}{kind}", server=kind, layout=d.name)
+            if d.strategy == "external"
+            else d
+            for d in first
+            for kind in (scenario.run.servers if d.strategy == "external" else [None])
+        ]
     trials = [
         replace(d, name=f"{d.name}-t{k}", base=d.name, trial=k)
         for k in range(2, scenario.run.repeat + 1)

@@ -278,6 +278,8 @@ def _write_tables(summary: Summary, run_dir: Path) -> None:
     summary.chargeback.to_csv(run_dir / results.CHARGEBACK_CSV, index=False, float_format="%.6g")
     if not summary.strategies.empty:
         summary.strategies.to_csv(run_dir / results.STRATEGIES_CSV, index=False, float_format="%.6g")
+    if not summary.frameworks.empty:
+        summary.frameworks.to_csv(run_dir / results.FRAMEWORKS_CSV, index=False, float_format="%.6g")
     if not summary.pipeline.empty:
         summary.pipeline.to_csv(run_dir / results.PIPELINE_CSV, index=False, float_format="%.6g")
     if not summary.trials.empty:

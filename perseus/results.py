@@ -26,6 +26,7 @@ DEPLOYMENTS_CSV = "deployments.csv"  # one row per deployment: duration, complet
 SERVER_CSV = "server.csv"  # Triton's rates and energy per (deployment, tenant)
 CHARGEBACK_CSV = "chargeback.csv"  # each multi-tenant deployment's cost split among its tenants
 STRATEGIES_CSV = "strategies.csv"  # embedded vs external per tenant (only with strategies)
+FRAMEWORKS_CSV = "frameworks.csv"  # serving frameworks side by side per tenant (only with [run] servers)
 PIPELINE_CSV = "pipeline.csv"  # each ensemble step's server-side time (only with ensemble tenants)
 STEPS_JSON = "steps.json"  # in <deployment>/configs/: each ensemble tenant's step models
 TRIALS_CSV = "trials.csv"  # Student-t intervals across repeated trials (only with --repeat)

@@ -19,6 +19,7 @@ from perseus.manifest import CommandKind, Manifest, Status
 from perseus.plan import Deployment, scenario_for
 from perseus.progress import Progress, Quiet
 from perseus.scenario import Scenario
+from perseus.server import frameworks
 from perseus.telemetry import host
 
 VERSIONED = ("locust", "tritonclient", "nvidia-pytriton", "onnxruntime", "numpy", "pandas", "pyarrow", "gevent")
@@ -41,7 +42,12 @@ def _server_version(scenario: Scenario) -> dict[str, str]:
         return {"tritonserver": f"image {scenario.server.image}"}
     if scenario.server.launcher == "remote":
         return {"tritonserver": f"remote server at {scenario.server.url} (version not recorded)"}
-    return {}
+    out = {}
+    for kind in scenario.kinds():
+        env = frameworks.installed(kind) if kind != "triton" else None
+        if env is not None:  # the framework's own environment, with its own onnxruntime
+            out.update({f"{kind}:{name}": version for name, version in env.versions.items()})
+    return out
 
 
 def new_manifest(

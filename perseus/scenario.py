@@ -35,11 +35,18 @@ DEFAULT_DOCKER_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 
+# The serving frameworks a local deployment can run on (perseus.server.frameworks installs the others).
+ServerKind = Literal["triton", "mlserver", "bentoml"]
+
+
 class ServerSpec(_Strict):
     # local: the bundled tritonserver, one per deployment. docker: the NGC Triton image (`image`), one
     # container per deployment, serving the models' native onnxruntime configs. remote: an existing
     # server at `url`, checked but never started or stopped.
     launcher: Literal["local", "docker", "remote"] = "local"
+    # Which serving framework the local launcher runs: Triton (bundled), or MLServer or BentoML from
+    # their own environments (`perseus servers install KIND`), serving the same ONNX models.
+    kind: ServerKind = "triton"
     model_repository: str = "../model_repository"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     url: str | None = None  # remote only, e.g. http://10.0.0.5:8000
@@ -78,6 +85,10 @@ class ServerSpec(_Strict):
             self.url is not None or self.metrics_url is not None or self.grpc_url is not None
         ):
             raise ValueError("url, metrics_url and grpc_url are only for launcher 'remote'")
+        if self.kind != "triton" and self.launcher != "local":
+            raise _invalid(("kind",), f"'{self.kind}' runs only with launcher 'local' (launcher is '{self.launcher}')")
+        if self.kind != "triton" and self.device == "gpu":
+            raise _invalid(("device",), f"is 'gpu' but kind '{self.kind}' serves on the CPU here (use 'auto' or 'cpu')")
         if self.launcher != "docker" and self.image is not None:
             raise _invalid(("image",), f"is only for launcher 'docker' (launcher is '{self.launcher}')")
         return self
@@ -101,6 +112,9 @@ class RunSpec(_Strict):
     # external: through Triton. embedded: the same ONNX model run in-process by the load generator,
     # as extra `embedded-<tenant>` deployments.
     strategies: list[Literal["external", "embedded"]] = Field(default_factory=lambda: ["external"], min_length=1)
+    # Compare serving frameworks: every deployment runs once per kind, as `<deployment>@<kind>`
+    # (empty: once, on server.kind, under its own name).
+    servers: list[ServerKind] = Field(default_factory=list)
     # Run every deployment this many times (interleaved), for Student-t confidence intervals across trials.
     repeat: int = Field(1, ge=1, le=100)
     # NVML sampling period. At 10 Hz the sampler thread used 0.7-0.9% of a core with the GPU idle and
@@ -409,6 +423,28 @@ class Scenario(_Strict):
                         "'grpc' on launcher 'remote' needs server.grpc_url (e.g. '10.0.0.5:8001')",
                     )
         return self
+
+    @model_validator(mode="after")
+    def _servers_run_locally(self) -> Scenario:
+        if len(set(self.run.servers)) != len(self.run.servers):
+            raise _invalid(("run", "servers"), f"names a kind twice: {self.run.servers}")
+        others = [k for k in self.run.servers if k != "triton"]
+        if others and self.server.launcher != "local":
+            raise _invalid(
+                ("run", "servers"),
+                f"{others[0]!r} runs only with server.launcher 'local' (launcher is '{self.server.launcher}')",
+            )
+        if others and self.server.device == "gpu":
+            raise _invalid(("run", "servers"), f"{others[0]!r} serves on the CPU here, but server.device is 'gpu'")
+        return self
+
+    def kinds(self) -> list[str]:
+        """The serving frameworks this scenario runs on: [run] servers, else server.kind."""
+        return list(self.run.servers) or [self.server.kind]
+
+    def on(self, kind: str) -> Scenario:
+        """The scenario with its deployments on ``kind``."""
+        return self.model_copy(update={"server": self.server.model_copy(update={"kind": kind})})
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)

@@ -33,7 +33,7 @@ from perseus.scenario import Scenario
 from perseus.server import backend_log, tracing
 from perseus.server.factory import server_for
 from perseus.server.local import log_tail as tail_of
-from perseus.telemetry import host, scrapes, triton
+from perseus.telemetry import frameworks, host, scrapes, triton
 from perseus.telemetry.nvml import GpuSampler
 
 TELEMETRY_PERIOD_S = 1.0
@@ -128,7 +128,7 @@ class DeploymentSession:
         embedded = self.deployment.strategy == "embedded"
         self.progress.message(
             f"[{self.progress.position(self.index)}] {self.deployment.name}: "
-            + ("loading the model in-process" if embedded else "starting tritonserver")
+            + ("loading the model in-process" if embedded else f"starting {_program(self.scenario.server.kind)}")
         )
         self.server.start()
         self.run = self._load(served)
@@ -164,11 +164,17 @@ class DeploymentSession:
             run.abort(self.server.gone())
         if now >= self._next_sample:
             self._next_sample = now + TELEMETRY_PERIOD_S
+            kind = self.scenario.server.kind
             taken = self.scrapes.take
-            for row in taken(scrapes.TRITON_METRICS, triton.sample_rows(self.server.metrics_url, now)):
-                self.telemetry.add(row)
-            for row in taken(scrapes.TRITON_STATS, triton.stats_rows(self.server.url, now)):
-                self.telemetry.add(row)
+            if kind == "triton":
+                for row in taken(scrapes.TRITON_METRICS, triton.sample_rows(self.server.metrics_url, now)):
+                    self.telemetry.add(row)
+                for row in taken(scrapes.TRITON_STATS, triton.stats_rows(self.server.url, now)):
+                    self.telemetry.add(row)
+            else:  # MLServer's and BentoML's own counters; they have no statistics API
+                rows = frameworks.sample_rows(self.server.metrics_url, kind, now)
+                for row in taken(scrapes.FRAMEWORK_METRICS, rows):
+                    self.telemetry.add(row)
             for sampler in self._samplers:
                 for row in taken(scrapes.HOST, sampler.rows(now)):
                     self.telemetry.add(row)
@@ -284,3 +290,8 @@ class _Tapped(StreamWriter):
     def add(self, row: tuple) -> None:
         super().add(row)
         self._listener(row)
+
+
+def _program(kind: str) -> str:
+    """The server program a kind starts, as the progress line names it."""
+    return "tritonserver" if kind == "triton" else kind

@@ -13,6 +13,9 @@ if bash scripts/setup-browser.sh >"$browser_log" 2>&1; then
 else
   echo "test.sh: browser tooling not installed (see $browser_log); the UI browser test will skip" >&2
 fi
+# The other serving frameworks (server.kind), each in its own environment under the cache folder:
+# about 30-40 s each on the 2-core VM with a warm pip cache; nothing when already installed.
+for kind in mlserver bentoml; do .venv/bin/python -m perseus.cli servers install "$kind"; done
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports  # the layers and no cycles (pyproject.toml [tool.importlinter], docs/architecture.md)

@@ -232,6 +232,7 @@ def _variables(summary: Summary, ctx: ReportContext) -> dict:
         "gpu_note": summary.gpu_note,
         "trials": summary.trials.to_dict("records"),
         "strategies": summary.strategies.to_dict("records"),
+        "frameworks": summary.frameworks.to_dict("records"),
         "ramps": summary.ramps.to_dict("records"),
         "pipeline": summary.pipeline.to_dict("records"),
         "breakdown": summary.breakdown.to_dict("records"),

@@ -15,6 +15,7 @@ import pandas as pd
 from perseus.analysis import breakdown as breakdown_mod
 from perseus.analysis import cost
 from perseus.analysis.at_capacity import AtCapacity, cost_at_capacity
+from perseus.analysis.frameworks import compare_frameworks
 from perseus.analysis.observer import cpu_us_per_request, mean_cpu, observer_note, shares_host
 from perseus.analysis.pipeline import pipeline_steps
 from perseus.analysis.ramp import ramps
@@ -113,6 +114,8 @@ class Summary:
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Embedded vs external serving per tenant (empty unless strategies include "embedded").
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Serving frameworks side by side per tenant (empty unless [run] servers names kinds).
+    frameworks: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Stress ramps: per (deployment, tenant) the rate that held and the rate that broke the SLA.
     ramps: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Ensemble tenants: each step's server-side time (empty without pipelines).
@@ -326,6 +329,7 @@ def summarize(
         gpu_note=None if gpu else cost.NO_GPU,
         trials=trials_table(rows_df, deployments),
         strategies=compare_strategies(rows_df, telemetry, deployments),
+        frameworks=compare_frameworks(rows_df, telemetry, deployments),
         ramps=ramps(measured, effective_scenario, deployments),
         pipeline=pipeline_steps(telemetry, pipelines or {}),
         **traced_tables(spans, deployments, list(specs)),
@@ -422,6 +426,7 @@ SCRAPE_BACKS = {
     TelemetrySource.TRITON_STATS: ("the statistics API", "the chargeback and the busy fraction"),
     TelemetrySource.HOST: ("host CPU and memory", "the CPU figures"),
     TelemetrySource.NVML: ("NVML", "the energy figures"),
+    TelemetrySource.FRAMEWORK_METRICS: ("the framework's /metrics", "its server-side figures"),
 }
 
 

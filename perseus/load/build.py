@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from perseus.errors import ServerError
 from perseus.load import arrivals
 from perseus.load.embedded import EmbeddedModel, onnx_file
 from perseus.load.engine import LoadRun, TenantLoad
-from perseus.load.inputs import build_request
+from perseus.load.inputs import Request, build_bentoml_request, build_request
 from perseus.plan import Deployment
 from perseus.records import StreamWriter
 from perseus.scenario import Scenario
@@ -57,7 +59,7 @@ def tenant_load(
         model_file = onnx_file(source_repo, tenant.model)
         transport = EmbeddedModel(model_file, tenant.batch, rng, instances=tenant.server.instances or 1)
     else:
-        request = build_request(url, served[name], tenant.batch, rng, tenant.load.protocol)
+        request = _request(scenario.server.kind, url, served[name], tenant.batch, rng, tenant.load.protocol)
     load = TenantLoad(
         tenant=name,
         model=tenant.model,
@@ -70,6 +72,14 @@ def tenant_load(
     if tenant.load.open_loop:
         load.schedule = arrivals.schedule(tenant.load, scenario.run.warmup_s, scenario.run.duration_s, rng)
     return load
+
+
+def _request(kind: str, url: str, served_name: str, batch: int, rng: np.random.Generator, protocol: str) -> Request:
+    """The tenant's prebuilt request for its server's kind (and, on Triton, its protocol)."""
+    if kind == "bentoml":
+        return build_bentoml_request(url, served_name, batch, rng)
+    # MLServer lacks Triton's binary tensor extension: its bodies are the V2 protocol's JSON.
+    return build_request(url, served_name, batch, rng, protocol, binary=kind == "triton")
 
 
 def counting_loads(scenario: Scenario, deployment: Deployment) -> list[TenantLoad]:

@@ -10,6 +10,7 @@ engine sends as raw bytes, so neither protocol builds a message per request.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -77,14 +78,30 @@ def random_tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> 
     return rng.standard_normal(size=shape).astype(dtype)
 
 
-def build_request(url: str, served_name: str, batch: int, rng: np.random.Generator, protocol: str = "http") -> Request:
-    """Read the model's metadata and config from the server and build one request body."""
+def _batched(url: str, served_name: str, meta: dict) -> bool:
+    """Whether the model takes a batch dimension: Triton's config says so (max_batch_size); a V2 server
+    without Triton's config extension (MLServer answers 404) says so by a leading -1 in every input."""
+    try:
+        config = _get_json(f"{url}/v2/models/{served_name}/config")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        return all(spec["shape"][:1] == [-1] for spec in meta["inputs"])
+    return int(config.get("max_batch_size", 0)) > 0
+
+
+def build_request(
+    url: str, served_name: str, batch: int, rng: np.random.Generator, protocol: str = "http", *, binary: bool = True
+) -> Request:
+    """Read the model's metadata (and config) from the server and build one request body.
+
+    ``binary``: tensors in Triton's binary data extension; without it, the plain JSON body of the V2
+    protocol, for servers that lack the extension (MLServer answers it with HTTP 500)."""
     try:
         meta = _get_json(f"{url}/v2/models/{served_name}")
-        config = _get_json(f"{url}/v2/models/{served_name}/config")
+        batched = _batched(url, served_name, meta)
     except OSError as exc:
         raise ServerError(f"cannot read metadata of model '{served_name}' from {url}: {exc}") from None
-    batched = int(config.get("max_batch_size", 0)) > 0
     tensors = []
     for spec in meta["inputs"]:
         dims = [VARIABLE_DIM if d < 0 else int(d) for d in spec["shape"]]
@@ -95,18 +112,18 @@ def build_request(url: str, served_name: str, batch: int, rng: np.random.Generat
     batch = batch if batched else 1
     if protocol == "grpc":
         return _grpc_request(served_name, tensors, outputs, batch)
-    return _http_request(served_name, tensors, outputs, batch)
+    return _http_request(served_name, tensors, outputs, batch, binary)
 
 
-def _http_request(served_name: str, tensors: list, outputs: list[str], batch: int) -> Request:
+def _http_request(served_name: str, tensors: list, outputs: list[str], batch: int, binary: bool = True) -> Request:
     inputs = []
     for name, datatype, dims, tensor in tensors:
         infer_input = httpclient.InferInput(name, dims, datatype)
-        infer_input.set_data_from_numpy(tensor, binary_data=True)
+        infer_input.set_data_from_numpy(tensor, binary_data=binary)
         inputs.append(infer_input)
-    requested = [httpclient.InferRequestedOutput(name, binary_data=True) for name in outputs]
+    requested = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in outputs]
     body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=requested)
-    headers = {"Content-Type": "application/octet-stream"}
+    headers = {"Content-Type": "application/octet-stream" if binary else "application/json"}
     if json_size is not None:
         headers[HEADER_LENGTH] = str(json_size)
     return Request(path=f"/v2/models/{served_name}/infer", body=bytes(body), headers=headers, batch=batch)
@@ -124,3 +141,30 @@ def _grpc_request(served_name: str, tensors: list, outputs: list[str], batch: in
     for name in outputs:
         request.outputs.add().name = name
     return Request(path=GRPC_INFER_METHOD, body=request.SerializeToString(), headers={}, batch=batch, protocol="grpc")
+
+
+def build_bentoml_request(url: str, served_name: str, batch: int, rng: np.random.Generator) -> Request:
+    """The request body for a tenant's BentoML API (perseus.server.bentoml): ``{"tensor": [...]}``, drawn
+    from the same generator and shapes as the V2 body, so each kind receives the same numbers."""
+    try:
+        meta = _post_json(f"{url}/{served_name}/metadata")
+    except OSError as exc:
+        raise ServerError(f"cannot read metadata of model '{served_name}' from {url}: {exc}") from None
+    (spec,) = meta["inputs"]
+    batched = spec["shape"][:1] == [-1]
+    dims = [VARIABLE_DIM if d < 0 else int(d) for d in spec["shape"]]
+    if batched:
+        dims[0] = batch
+    tensor = random_tensor(spec["datatype"], dims, rng)
+    return Request(
+        path=f"/{served_name}",
+        body=json.dumps({spec["name"]: tensor.tolist()}).encode(),
+        headers={"Content-Type": "application/json"},
+        batch=batch if batched else 1,
+    )
+
+
+def _post_json(url: str, timeout: float = 10.0) -> dict:
+    request = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})  # noqa: S310 - a server URL we built
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback server URL
+        return json.loads(resp.read())

@@ -1,4 +1,4 @@
-"""Triton servers behind one small interface, so docker and remote launchers slot in beside local."""
+"""Servers behind one small interface: local, docker and remote Triton, and MLServer and BentoML (server.kind)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 class Server(Protocol):
-    """A running Triton server, as the experiment sees it."""
+    """A running server (Triton, MLServer or BentoML), as the experiment sees it."""
 
     url: str  # HTTP/REST base, e.g. http://127.0.0.1:8000
     metrics_url: str  # Prometheus text endpoint

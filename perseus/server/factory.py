@@ -1,4 +1,4 @@
-"""Which server a deployment gets: the local tritonserver, a docker container, a remote server, or none.
+"""Which server a deployment gets: local tritonserver, MLServer or BentoML, a docker container, a remote one, or none.
 
 Local and docker: a repository rendered for this deployment, each tenant's model served under the
 tenant's name. Remote: the server as it is, models under their own names. Embedded: no server; the
@@ -15,9 +15,11 @@ from google.protobuf import text_format
 from perseus import results
 from perseus.plan import Deployment
 from perseus.scenario import Scenario
-from perseus.server import Server, repository, tracing
+from perseus.server import Server, bentoml, frameworks, mlserver, repository, tracing
+from perseus.server.bentoml import BentoMLServer
 from perseus.server.docker import DockerServer
 from perseus.server.local import LocalServer
+from perseus.server.mlserver import MLServerServer
 from perseus.server.remote import RemoteServer
 
 
@@ -32,6 +34,10 @@ def server_for(
         served = {name: scenario.tenant(name).model for name in deployment.tenants}
         spec = scenario.server
         return RemoteServer(spec.url, log, spec.metrics_url, spec.grpc_url), served
+    if scenario.server.kind == "mlserver":
+        return _mlserver(scenario, deployment, source_repo, tmp, dep_dir), {name: name for name in deployment.tenants}
+    if scenario.server.kind == "bentoml":
+        return _bentoml(scenario, deployment, source_repo, tmp, dep_dir), {name: name for name in deployment.tenants}
     # Docker: the same rendered repository, mounted read-only into an NGC Triton container that serves
     # the models' native onnxruntime configs (configs/onnxruntime.pbtxt), so those get the settings too.
     docker = scenario.server.launcher == "docker"
@@ -57,6 +63,45 @@ def server_for(
         )
         server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout, extra_args=trace)
     return server, {name: name for name in deployment.tenants}
+
+
+def _mlserver(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: Path, dep_dir: Path) -> Server:
+    """The repository rendered as for Triton, then translated to MLServer's settings (perseus.server.mlserver);
+    the settings each tenant was served with are kept in configs/ as <tenant>.model-settings.json."""
+    tenants = list(deployment.tenants)
+    rendered = repository.render(scenario, tenants, source_repo, tmp / "repo", gpu=False)
+    written = mlserver.write_repository(tmp / "repo", rendered, tenants)
+    configs = dep_dir / results.CONFIGS
+    configs.mkdir(parents=True, exist_ok=True)
+    for name, settings in written.items():
+        (configs / f"{name}.{mlserver.MODEL_SETTINGS}").write_text(json.dumps(settings, indent=2) + "\n")
+    return MLServerServer(
+        tmp / "repo",
+        dep_dir / results.SERVER_LOG,
+        frameworks.check_installed("mlserver", "server.kind"),
+        tenants,
+        workers=max(mlserver.instances(rendered[name]) for name in tenants),
+        startup_timeout_s=scenario.server.startup_timeout_s,
+        record_dir=configs,
+    )
+
+
+def _bentoml(scenario: Scenario, deployment: Deployment, source_repo: Path, tmp: Path, dep_dir: Path) -> Server:
+    """The repository rendered as for Triton, then one BentoML service for all its tenants
+    (perseus.server.bentoml); the spec it was served with is kept as configs/perseus-bento.json."""
+    tenants = list(deployment.tenants)
+    rendered = repository.render(scenario, tenants, source_repo, tmp / "repo", gpu=False)
+    workers = max(mlserver.instances(rendered[name]) for name in tenants)
+    spec = bentoml.write_service(tmp / "repo", rendered, tenants, workers, scenario.run.request_timeout_s)
+    configs = dep_dir / results.CONFIGS
+    configs.mkdir(parents=True, exist_ok=True)
+    (configs / bentoml.SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+    return BentoMLServer(
+        tmp / "repo",
+        dep_dir / results.SERVER_LOG,
+        frameworks.check_installed("bentoml", "server.kind"),
+        startup_timeout_s=scenario.server.startup_timeout_s,
+    )
 
 
 class NoServer:

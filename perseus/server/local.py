@@ -88,7 +88,7 @@ class LocalServer:
                 self._launch(install, backends)
                 if self._wait_ready(retry_if_port_taken=attempt < PORT_ATTEMPTS):
                     return
-                _stop_group(self._proc)
+                stop_group(self._proc)
                 self._proc = None
         except BaseException:
             self.stop()
@@ -165,7 +165,7 @@ class LocalServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            _stop_group(proc)
+            stop_group(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -181,7 +181,7 @@ class LocalServer:
         self.stop()
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM to the server's process group, then SIGKILL to whatever is left of it.
 
     The group is signalled even when the server has exited and been reaped already: its Python-backend

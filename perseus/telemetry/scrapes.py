@@ -17,6 +17,7 @@ TRITON_METRICS = TelemetrySource.TRITON_METRICS
 TRITON_STATS = TelemetrySource.TRITON_STATS
 HOST = TelemetrySource.HOST
 NVML = TelemetrySource.NVML
+FRAMEWORK_METRICS = TelemetrySource.FRAMEWORK_METRICS
 
 
 class ScrapeCounts:

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from perseus import children
-from perseus.server.local import _stop_group
+from perseus.server.local import stop_group
 from tests.conftest import PLANTED_SECRETS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
@@ -215,7 +215,7 @@ def test_stop_group_after_the_leader_was_reaped():
         assert proc.wait(timeout=10) == 0  # reaped: the pid is free, the group lives on in its member
         assert alive(member)
         assert os.getpgid(member) == proc.pid
-        _stop_group(proc)
+        stop_group(proc)
         assert wait_gone([member], timeout_s=2.0) == []
     finally:
         kill_all([member])
@@ -275,3 +275,33 @@ def test_worker_environment_keeps_python_and_drops_credentials():
     python = {"PYTHONPATH": "/src/perseus", "VIRTUAL_ENV": "/venv", "GEVENT_RESOLVER": "thread", "OMP_NUM_THREADS": "1"}
     env = children.worker_environment({**PLANTED, **KEPT, **python})
     assert env == {**KEPT, **python}
+
+
+# -- a child's child in a session of its own (BentoML's workers) ---------------------------------
+SESSION_MAKER = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    print(worker.pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_worker_in_its_own_session_is_found_adopted_and_killed():
+    """Killing the server's group misses a worker that made a session of its own; adopt() and disown() do not."""
+    proc = children.spawn([sys.executable, "-c", SESSION_MAKER], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    try:
+        assert os.getpgid(worker) == worker != proc.pid
+        assert children.foreign_groups(proc.pid) == [worker]
+        children.adopt(worker)
+        assert worker in children._GROUPS  # armed with the watchdog, like a group from spawn()
+        stop_group(proc)
+        assert alive(worker)  # the server's own group is gone; the worker's is not
+        children.disown(worker)
+        assert wait_gone([worker], timeout_s=2.0) == []
+        assert worker not in children._GROUPS
+    finally:
+        kill_all([worker])
+        proc.stdout.close()
