@@ -436,6 +436,12 @@ class Scenario(_Strict):
             )
         if others and self.server.device == "gpu":
             raise _invalid(("run", "servers"), f"{others[0]!r} serves on the CPU here, but server.device is 'gpu'")
+        other = next((k for k in self.kinds() if k != "triton"), None)
+        for i, t in enumerate(self.tenants):
+            if other and t.load.protocol == "grpc":
+                raise _invalid(
+                    ("tenants", i, "load", "protocol"), f"'grpc' is Triton's; {other!r} is reached over HTTP here"
+                )
         return self
 
     def kinds(self) -> list[str]:

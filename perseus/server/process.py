@@ -43,6 +43,7 @@ class FrameworkServer:
         self._adopted: list[int] = []  # process groups of the framework's workers outside its own
         self._next_adoption = 0.0
         self.url = self.metrics_url = ""
+        self.grpc_address = ""  # the frameworks are reached over HTTP only (a gRPC tenant is refused up front)
 
     # -- what each kind says -----------------------------------------------------------------------
     def command(self) -> list[str]:

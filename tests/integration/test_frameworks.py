@@ -199,7 +199,7 @@ def test_installing_an_unknown_kind_is_refused(tmp_path: Path):
 
 def test_doctor_names_the_install_command(tmp_path: Path):
     proc = run_cli(["doctor"], env={"XDG_CACHE_HOME": str(tmp_path)}, timeout=120)
-    text = " ".join(proc.stderr.split())  # doctor's table is on stderr; cells may wrap
+    text = " ".join(proc.stdout.split())  # doctor's table is on stdout; cells may wrap
     assert "not installed; needed only for server.kind = 'mlserver'" in text
     assert "perseus servers install mlserver" in text
     assert "perseus servers install bentoml" in text

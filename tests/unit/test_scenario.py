@@ -466,3 +466,11 @@ def test_protocol_defaults_to_http_and_a_remote_grpc_tenant_needs_the_grpc_url()
     assert ok.server.grpc_url == "10.0.0.5:8001"
     with pytest.raises(InputError, match=r"server\.grpc_url"):
         parse({"name": "t", "server": {**remote, "grpc_url": "http://10.0.0.5:8001"}, "tenants": [grpc]}, "s.toml")
+
+
+def test_a_grpc_tenant_is_refused_on_another_framework():
+    tenant = {"name": "a", "model": "m", "sla_ms": 10, "load": {"rate": 5, "protocol": "grpc"}}
+    with pytest.raises(InputError, match=r"tenants\[0\]\.load\.protocol: 'grpc' is Triton's; 'mlserver'"):
+        parse({"name": "t", "server": {"kind": "mlserver"}, "tenants": [tenant]}, "s.toml")
+    with pytest.raises(InputError, match=r"'bentoml' is reached over HTTP"):
+        parse({"name": "t", "run": {"servers": ["triton", "bentoml"]}, "tenants": [tenant]}, "s.toml")
