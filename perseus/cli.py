@@ -222,8 +222,9 @@ def calibrate(
     rho: Annotated[
         list[float] | None,
         typer.Option(
+            metavar="RHO",
             help="Utilisation to test: arrival rate x service time, below 1 (0.8: the server busy 80% of the "
-            "time). Repeat for several. Default 0.5 and 0.8."
+            "time). Repeat for several. Default 0.5 and 0.8.",
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Measured seconds per utilisation.")] = 60.0,
@@ -356,7 +357,8 @@ def report_cmd(
 @models_app.command("build")
 def models_build(
     names: Annotated[
-        list[str] | None, typer.Argument(help="Models to build (default: every model with a recipe).")
+        list[str] | None,
+        typer.Argument(help="Models to build (default: every model with a recipe)."),
     ] = None,
     repository: Annotated[Path, typer.Option(help="Model repository folder.")] = Path("model_repository"),
     force: Annotated[bool, typer.Option(help="Rebuild even if model.onnx exists.")] = False,

@@ -38,6 +38,7 @@ def plan_command(
         list[Path] | None,
         typer.Option(
             "--from",
+            metavar="DIR",
             help="An earlier plan folder measured on other hardware (another instance type, e.g. through the "
             "remote launcher); repeat for several. Its measured groups join this plan's options, priced from the "
             "catalog as that instance, so the plan may mix instance types. Its tenants must match this scenario's.",

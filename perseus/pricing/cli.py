@@ -160,7 +160,12 @@ def refresh(
     region: Annotated[str, typer.Option(help="AWS region to price.")] = DEFAULT_REGION,
     instance: Annotated[
         list[str] | None,
-        typer.Option("--instance", "-i", help="Instance type (repeatable). Default: every instance in the catalog."),
+        typer.Option(
+            "--instance",
+            "-i",
+            metavar="TYPE",
+            help="Instance type (repeatable). Default: every instance in the catalog.",
+        ),
     ] = None,
     spot: Annotated[bool, typer.Option("--spot/--no-spot", help="Also fetch spot prices.")] = True,
     cache: Annotated[Path | None, typer.Option(help=CACHE_HELP)] = None,

@@ -24,7 +24,18 @@ def test_out_naming_a_file_says_so(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and target.read_text() == "x"
 
 
-HELP_OF = [[], ["run"], ["calibrate"], ["capacity"], ["sweep"], ["plan"], ["ui"], ["models", "build"], ["prices"]]
+HELP_OF = [
+    [],
+    ["run"],
+    ["calibrate"],
+    ["capacity"],
+    ["sweep"],
+    ["plan"],
+    ["ui"],
+    ["models", "build"],
+    ["prices"],
+    ["prices", "refresh"],
+]
 
 
 def test_flags_show_no_type_placeholder():
@@ -32,6 +43,8 @@ def test_flags_show_no_type_placeholder():
         proc = run_cli([*command, "--help"], env={"COLUMNS": "160"})
         assert proc.returncode == 0, proc.stderr
         assert "<bool>" not in proc.stdout, command
+        options = [line for line in proc.stdout.splitlines() if line.lstrip("│ ").startswith("-")]
+        assert not [o for o in options if "<list[" in o], command  # a repeatable option names its value (DIR, RHO)
         assert f"Usage: perseus {' '.join(command)}".rstrip() in proc.stdout  # the name the user types
     # Options that take a value keep their type.
     run_help = run_cli(["run", "--help"], env={"COLUMNS": "160"}).stdout
