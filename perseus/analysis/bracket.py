@@ -23,6 +23,14 @@ class Search:
     upper: float | None  # smallest failing scale found; None when MAX_SCALE still passes
     probes: list[tuple[float, bool]] = field(default_factory=list)
 
+    def record(self, k: float, ok: bool) -> None:
+        """One probe's outcome: the largest passing scale and the smallest failing one so far."""
+        self.probes.append((k, ok))
+        if ok:
+            self.capacity = k if self.capacity is None else max(self.capacity, k)
+        else:
+            self.upper = k if self.upper is None else min(self.upper, k)
+
     @property
     def converged(self) -> bool:
         return self.capacity is not None and self.upper is not None
@@ -48,11 +56,7 @@ def find_capacity(
 
     def run(k: float) -> bool:
         ok = probe(k)
-        result.probes.append((k, ok))
-        if ok:
-            result.capacity = k if result.capacity is None else max(result.capacity, k)
-        else:
-            result.upper = k if result.upper is None else min(result.upper, k)
+        result.record(k, ok)
         return ok
 
     k = start

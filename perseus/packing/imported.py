@@ -114,10 +114,5 @@ def _searches(
     for deployment, rows in rows_of.items():
         group = frozenset(label(r["tenant"], models[(deployment, r["tenant"])], several[r["tenant"]]) for r in rows)
         search = out.setdefault(group, Search(capacity=None, upper=None))
-        k, ok = float(rows[0]["scale"]), all(holds(r) for r in rows)
-        search.probes.append((k, ok))
-        if ok:
-            search.capacity = max(search.capacity or 0.0, k)
-        else:
-            search.upper = k if search.upper is None else min(search.upper, k)
+        search.record(float(rows[0]["scale"]), all(holds(r) for r in rows))
     return out

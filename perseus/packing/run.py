@@ -27,7 +27,7 @@ from perseus.packing.imported import Imported
 from perseus.packing.predict import predicted_scale, subsets
 from perseus.packing.probes import group_label, holds, probe_name
 from perseus.packing.solve import Option, Packing, infeasible, solve
-from perseus.packing.variants import Member, best_members, members, models_of, rank, tenants_of
+from perseus.packing.variants import Member, best_members, members, models_of, of_tenant, rank, tenants_of
 from perseus.plan import Deployment, probe_scenario, scenario_for
 from perseus.pricing.catalog import Price
 from perseus.progress import Progress
@@ -270,11 +270,7 @@ def measure(
 
 def _infeasible(space: Space, measured: Measured, headroom: float) -> list[str]:
     """Tenants searched alone here (every variant) that no measured group, here or imported, can serve."""
-    searched = [
-        t
-        for t in space.tenants
-        if all(frozenset([m]) in measured.searches for m in space.table if space.table[m].tenant == t)
-    ]
+    searched = [t for t in space.tenants if all(frozenset([m]) in measured.searches for m in of_tenant(t, space.table))]
     nowhere = infeasible(list(space.tenants), options(space, measured, list(space.tenants), False), headroom)
     return [t for t in nowhere if t in searched]
 
