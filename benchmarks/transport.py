@@ -8,7 +8,10 @@ One local tritonserver serves the ``null`` model (the calibration model at 0 ms)
 - ``geventhttpclient``: the HTTP transport before this benchmark (kept here as ``GeventHttpClient``);
 - ``wire``: the HTTP transport now (``perseus.load.wire.WireTransport``: the request's bytes built
   once, pooled keep-alive sockets);
-- ``grpc``: ``load.protocol = "grpc"`` (``perseus.load.engine.GrpcTransport``);
+- ``grpcio``: the gRPC transport before ``perseus.load.grpc_wire`` (grpcio in gevent mode, the prebuilt
+  request bytes through a method without serialisers; kept here as ``GrpcioTransport``);
+- ``grpc``: ``load.protocol = "grpc"`` now (``perseus.load.engine.GrpcTransport``: prebuilt HTTP/2
+  frames on pooled connections);
 
 then perf_analyzer over HTTP and over gRPC (``-i grpc``) at the same concurrency. Round 2 runs the
 perseus transports in reverse order. Per run: throughput, exact p50/p99, the client's CPU per request
@@ -32,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import grpc
+import grpc.experimental.gevent
 import numpy as np
 import pyarrow.parquet as pq
 from geventhttpclient import HTTPClient
@@ -45,7 +50,10 @@ from perseus.records import StreamWriter
 from perseus.server.local import LocalServer
 
 CONCURRENCIES = (1, 2, 4, 8)
-TRANSPORTS = ("geventhttpclient", "wire", "grpc")
+TRANSPORTS = ("geventhttpclient", "wire", "grpcio", "grpc")
+# grpcio's I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the loop.
+# It must be switched on before any channel exists.
+grpc.experimental.gevent.init_gevent()
 
 
 class GeventHttpClient:
@@ -71,13 +79,36 @@ class GeventHttpClient:
         self.client.close()
 
 
+class GrpcioTransport:
+    """The engine's gRPC transport before ``perseus.load.grpc_wire``: grpcio, bytes in and out."""
+
+    def __init__(self, address: str, request, connections: int, timeout_s: float):
+        self.body, self.timeout_s = request.body, timeout_s
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        )
+        self.call = self.channel.unary_unary(request.path)
+
+    def send(self):
+        try:
+            payload = self.call(self.body, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            return False, str(exc)[:200], 0
+        return True, None, len(payload)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def perseus_closed(server: LocalServer, transport: str, concurrency: int, warmup_s: float, duration_s: float, tmp):
-    protocol = "grpc" if transport == "grpc" else "http"
+    protocol = "grpc" if transport.startswith("grpc") else "http"
     request = build_request(server.url, NULL, 1, arrivals.tenant_rng(1, "null"), protocol)
     tenant = f"{transport}-c{concurrency}-{time.monotonic_ns()}"
     load = TenantLoad(tenant, NULL, tenant, request, "closed", concurrency=concurrency)
     if transport == "geventhttpclient":
         load.transport = lambda connections: GeventHttpClient(server.url, request, connections, 30.0)
+    elif transport == "grpcio":
+        load.transport = lambda connections: GrpcioTransport(server.grpc_address, request, connections, 30.0)
     path = tmp / f"{tenant}.parquet"
     recorder = StreamWriter(path, results.REQUEST_SCHEMA)
     run = LoadRun(
@@ -124,6 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="perseus's, comma-separated")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCIES))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transport.json")
     args = parser.parse_args()
     warmup_s, duration_s = (0.5, 2.0) if args.quick else (1.0, 4.0)
@@ -133,7 +166,8 @@ def main() -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "PYTHONPATH=. .venv/bin/python -m benchmarks.transport"
         + (" --quick" if args.quick else "")
-        + f" --rounds {args.rounds}",
+        + f" --rounds {args.rounds} --transports {args.transports}"
+        + f" --concurrency {' '.join(map(str, args.concurrency))}",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg": os.getloadavg()},
         "runs": [],
     }
@@ -143,7 +177,8 @@ def main() -> None:
         server.start()
         stats = ServerStats(server)
         try:
-            for c in CONCURRENCIES:
+            transports = tuple(args.transports.split(","))
+            for c in args.concurrency:
                 for rnd in range(args.rounds):
                     pa = {}
                     for protocol, address in (("http", ""), ("grpc", server.grpc_address)):
@@ -156,11 +191,11 @@ def main() -> None:
                         row.pop("csv", None)
                         report["runs"].append(row)
                         print(table([row]).splitlines()[-1], flush=True)
-                    for transport in TRANSPORTS if rnd % 2 == 0 else TRANSPORTS[::-1]:
+                    for transport in transports if rnd % 2 == 0 else transports[::-1]:
                         with Meter(stats, NULL) as m:
                             out = perseus_closed(server, transport, c, warmup_s, duration_s, tmp)
                         row = {"concurrency": c, "client": transport, "round": rnd, **out, **m.summary(m.self_cpu_s)}
-                        reference = pa["grpc" if transport == "grpc" else "http"].get("throughput")
+                        reference = pa["grpc" if transport.startswith("grpc") else "http"].get("throughput")
                         row["ratio"] = out["throughput"] / reference if reference else float("nan")
                         report["runs"].append(row)
                         print(table([row]).splitlines()[-1], flush=True)

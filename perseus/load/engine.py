@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 import gevent
 import gevent.event
 import gevent.hub
-import grpc
-import grpc.experimental.gevent
 import numpy as np
 from gevent.pool import Group
 from locust import User, constant, task
@@ -30,15 +28,11 @@ from locust.exception import StopUser
 
 from perseus.analysis.spans import request_id
 from perseus.kinds import is_open_loop
+from perseus.load.grpc_wire import GrpcError, GrpcWireTransport
 from perseus.load.inputs import Request
 from perseus.load.timing import deadline_waiter
 from perseus.load.wire import WireTransport
 from perseus.records import StreamWriter
-
-# gRPC's own I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the
-# loop instead. It must be switched on before any channel exists, so here, where the engine is first
-# imported (after Locust has monkey-patched the standard library).
-grpc.experimental.gevent.init_gevent()
 
 # Connections per open-loop tenant. A request that finds every connection busy waits for one, and
 # that wait is charged to latency (it counts from the scheduled time), so this bounds nothing that
@@ -104,33 +98,24 @@ class HttpTransport:
 
 
 class GrpcTransport:
-    """Triton's gRPC inference protocol: the prebuilt ``ModelInferRequest`` bytes on one HTTP/2 channel.
-
-    The method is called with bytes and returns bytes (no serialisers), so no protobuf message is built
-    or parsed per request. gRPC multiplexes concurrent calls on the channel's one connection, as
-    perf_analyzer's gRPC client does; ``connections`` does not apply."""
+    """Triton's gRPC inference protocol: the prebuilt ``ModelInferRequest`` as prebuilt HTTP/2 frames, on
+    pooled connections (``perseus.load.grpc_wire``), so no protobuf message is built or parsed per
+    request."""
 
     def __init__(self, address: str, request: Request, connections: int, timeout_s: float):
-        self.request, self.body, self.timeout_s = request, request.body, timeout_s
-        # No message size limits: a large batch of images is larger than gRPC's 4 MiB default.
-        self.channel = grpc.insecure_channel(
-            address, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        )
-        self.call = self.channel.unary_unary(request.path)
+        self.request = request
+        self.wire = GrpcWireTransport(address, request.path, request.body, connections, timeout_s, CONNECT_TIMEOUT_S)
 
     def send(self, request_id: str | None = None) -> tuple[bool, str | None, int]:
         """One inference; ``request_id`` (tracing) becomes the ModelInferRequest's ``id``."""
-        body = self.body if request_id is None else self.request.tagged(request_id)[0]
         try:
-            payload = self.call(body, timeout=self.timeout_s)
-        except grpc.RpcError as exc:  # a failed call is also a grpc.Call: its status code and details
-            code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            return False, f"gRPC {code}: {(details or '')[:500]}", 0
+            payload = self.wire.send() if request_id is None else self.wire.send(self.request.tagged(request_id)[0])
+        except GrpcError as exc:
+            return False, str(exc), 0
         return True, None, len(payload)
 
     def close(self) -> None:
-        self.channel.close()
+        self.wire.close()
 
 
 class LoadRun:

@@ -39,6 +39,15 @@ model = "lstm_tiny"
 sla_ms = 500
 batch = 2
 load = {{ arrival = "closed", concurrency = 2, protocol = "grpc" }}
+[[tenants]]
+name = "rpc-large"
+model = "resnet_tiny"
+sla_ms = 500
+batch = 8
+# 8 x 3 x 32 x 32 float32 = 98,304 bytes per request, beyond HTTP/2's default frame (16 KiB) and window
+# (64 KiB): sent as one frame only because Triton's SETTINGS raise both to 4 MiB, which the transport
+# must read and apply (the splitting and window waits themselves: tests/unit/test_grpc_wire.py).
+load = {{ arrival = "closed", concurrency = 1, protocol = "grpc" }}
 """
 
 
@@ -49,11 +58,12 @@ def run_dir(tmp_path_factory):
 
 def test_summary_names_each_tenants_protocol(run_dir):
     rows = pd.read_csv(run_dir / results.SUMMARY_CSV).set_index("tenant")
-    assert rows["protocol"].to_dict() == {"rest": "http", "rpc": "grpc", "rpc-closed": "grpc"}
+    assert rows["protocol"].to_dict() == {"rest": "http", "rpc": "grpc", "rpc-closed": "grpc", "rpc-large": "grpc"}
     assert (rows["errors"] == 0).all()
     # Open loop over gRPC sends its whole seeded schedule, as HTTP does: exactly rate x duration measured.
     assert rows.loc["rpc", "requests"] == rows.loc["rest", "requests"] == RATE * DURATION
     assert rows.loc["rpc-closed", "requests"] > 0
+    assert rows.loc["rpc-large", "requests"] > 0
     report = (run_dir / results.REPORT_MD).read_text(encoding="utf-8")
     assert "| shared | rpc | resnet_tiny | grpc |" in report
     assert "| shared | rest | resnet_tiny | http |" in report
@@ -61,7 +71,7 @@ def test_summary_names_each_tenants_protocol(run_dir):
 
 def test_grpc_records_mean_what_http_records_mean(run_dir):
     r = results.read_requests(run_dir).to_pandas()
-    for tenant in ("rpc", "rpc-closed"):
+    for tenant in ("rpc", "rpc-closed", "rpc-large"):
         rows = r[r["tenant"] == tenant]
         assert len(rows) and rows["ok"].all(), rows.loc[~rows["ok"], "error"].head().tolist()
         assert (rows["sent_s"] >= rows["scheduled_s"]).all()
