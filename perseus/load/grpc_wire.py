@@ -29,6 +29,8 @@ import grpc
 import hpack
 from gevent import socket
 
+from perseus.load.wire import send_all
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Frame types (RFC 9113, section 6) and the flags used here.
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
@@ -167,7 +169,7 @@ class Connection:
             _U32.pack_into(wire, 5, stream)
             _U32.pack_into(wire, 9 + len(headers) + 5, stream)
             try:
-                self.sock.sendall(wire)
+                send_all(self.sock, wire)
             except (BrokenPipeError, ConnectionResetError) as exc:  # closed by the server while idle
                 raise ConnectionClosed(f"connection closed before the call: {exc}") from None
             self.send_window -= size
@@ -190,7 +192,7 @@ class Connection:
             chunk, body = body[:room], body[room:]
             n = len(chunk)
             head = _FRAME.pack(n >> 16, n & 0xFFFF, DATA, 0 if body else END_STREAM, stream)
-            self.sock.sendall(head + chunk)
+            send_all(self.sock, head + chunk)
             self.send_window -= n
             self.stream_window -= n
 
