@@ -1,10 +1,10 @@
-"""The open-loop dispatcher's kept senders (perseus.load.engine.Senders), on real gevent greenlets."""
+"""The open-loop dispatcher's kept senders (perseus.load.senders.Senders), on real gevent greenlets."""
 
 from __future__ import annotations
 
-from perseus.load.engine import Senders  # isort: skip  (Locust, imported by the engine, patches first)
-
 import gevent
+
+from perseus.load.senders import Senders
 
 
 def test_arrivals_reuse_idle_senders_and_never_wait_behind_a_busy_one():
