@@ -2,12 +2,13 @@
 
 Locust's Users are closed-loop by nature (a User waits for its response). For open-loop arrivals a
 tenant's single User is a *dispatcher*: it sleeps until each scheduled time and hands the request to
-a fresh greenlet, so a slow server never delays the next arrival. Latency counts from the scheduled
+an idle sender greenlet (``perseus.load.senders``), so a slow server never delays the next arrival. Latency counts from the scheduled
 time (MLPerf LoadGen's rule), so a stall shows up as latency instead of hiding (no coordinated
 omission). Closed-loop tenants get ``concurrency`` Users that each send, wait, repeat.
 
-Every request is also fired as a Locust ``request`` event, so Locust's own statistics and web UI see
-the load, but perseus computes percentiles only from its own raw records.
+Under ``perseus ui`` and ``--workers`` every request is also fired as a Locust ``request`` event, so
+Locust's own statistics, web UI and master see the load; a plain run skips it, since nothing reads
+them there. perseus computes percentiles only from its own raw records.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class LoadRun:
         self.env: Environment | None = None
         # Each open-loop dispatcher's way to wait for its next arrival (perseus/load/timing.py).
         self.new_waiter = deadline_waiter
+        # Whether each record is also a Locust request event: for Locust's statistics, which only a web
+        # UI (perseus ui) or a master (--workers) reads. ``start()``, the plain run, has neither.
+        self.request_events = True
 
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -206,7 +210,7 @@ class LoadRun:
                 warmup,
             )
         )
-        if self.env is not None:
+        if self.request_events and self.env is not None:
             self.env.events.request.fire(
                 request_type="infer",
                 name=load.tenant,
@@ -288,6 +292,10 @@ class LoadRun:
     def start(self, lead_s: float = 0.5) -> None:
         """Start every tenant; measurement begins ``warmup_s`` after a short lead for spawning."""
         self.env = Environment(user_classes=self.user_classes())
+        # No web UI and no master reads this Environment's statistics. Firing the event anyway cost
+        # 30-60 us of CPU per request at 40 req/s (A/B in one process, three pairs, benchmarks.dispatch
+        # on the no-work model; about 2.5 us with warm caches): the generator's CPU is the server's.
+        self.request_events = False
         self.begin(lead_s)
         runner = self.env.create_local_runner()
         runner.start(user_count=len(self.tenants), spawn_rate=max(100, len(self.tenants)))
