@@ -2,9 +2,9 @@
 
 Locust's Users are closed-loop by nature (a User waits for its response). For open-loop arrivals a
 tenant's single User is a *dispatcher*: it sleeps until each scheduled time and hands the request to
-an idle sender greenlet (``perseus.load.senders``), so a slow server never delays the next arrival. Latency counts from the scheduled
-time (MLPerf LoadGen's rule), so a stall shows up as latency instead of hiding (no coordinated
-omission). Closed-loop tenants get ``concurrency`` Users that each send, wait, repeat.
+an idle sender greenlet (``perseus.load.senders``), so a slow server never delays the next arrival.
+Latency counts from the scheduled time (MLPerf LoadGen's rule), so a stall shows up as latency
+instead of hiding (no coordinated omission). Closed-loop tenants get ``concurrency`` Users that each send, wait, repeat.
 
 Under ``perseus ui`` and ``--workers`` every request is also fired as a Locust ``request`` event, so
 Locust's own statistics, web UI and master see the load; a plain run skips it, since nothing reads
