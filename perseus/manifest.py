@@ -65,6 +65,9 @@ class DeploymentRecord(_Record):
     failed_scrapes: dict[str, int] | None = None  # telemetry source -> failed scrapes (perseus/telemetry/scrapes.py)
     reason: str | None = None
     server_log_tail: str | None = None
+    # Run again after a failure (perseus calibrate: its traced server crashed): each earlier attempt's
+    # reason, its folder kept beside this one as <name>.failed-<n>.
+    retried: list[str] | None = None
 
     @property
     def measured(self) -> bool:

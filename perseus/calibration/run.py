@@ -19,6 +19,7 @@ from perseus.plan import Deployment
 from perseus.progress import Progress
 from perseus.run import Runner, new_manifest, save_inputs
 from perseus.scenario import Scenario, parse
+from perseus.server import local
 
 PROBE = "probe"
 CALIBRATION_CSV = "calibration.csv"
@@ -37,6 +38,9 @@ class Settings:
     # Every request traced (run.trace_rate): the trace-driven reference needs each one's service time.
     trace_rate: int = 1
 
+
+# Reruns of a utilisation whose traced server crashed (_run_point).
+CRASH_RETRIES = 1
 
 QUICK = Settings(service_ms=5.0, rhos=(0.5, 0.8), duration_s=4.0, warmup_s=1.0, probe_s=2.0)
 
@@ -133,7 +137,7 @@ def _measure(
     runner.save()
     rows = []
     for rho, (name, rate) in zip(settings.rhos, rates.items(), strict=True):
-        if runner.run(scenario, deployment(name), repo) != Status.COMPLETED:
+        if _run_point(runner, scenario, deployment(name), repo, run_dir) != Status.COMPLETED:
             break
         requests, telemetry = _frames(run_dir, name)
         measured_service = analysis.server_service_ms(telemetry, name)
@@ -156,6 +160,28 @@ def _measure(
         table.insert(0, "overhead_ms", overhead_ms)
         table.to_csv(run_dir / CALIBRATION_CSV, index=False, float_format="%.6g")
     return table
+
+
+def _run_point(runner: Runner, scenario: Scenario, dep: Deployment, repo: Path, run_dir: Path) -> Status:
+    """One utilisation; run again, up to CRASH_RETRIES times, when its traced server crashed.
+
+    Calibration traces every request, and Triton 2.51's tracer can crash a server under load
+    (perseus.server.tracing.CRASH_NOTE): a known fault of the server, not a measurement. The rerun
+    replays the same seeded schedule; the crashed attempt's folder is kept as ``<name>.failed-<n>`` and
+    its reason in the manifest's ``retried``.
+    """
+    reasons: list[str] = []
+    while True:
+        status = runner.run(scenario, dep, repo)
+        record = runner.manifest.deployments[dep.name]
+        crashed = status == Status.FAILED and (record.reason or "").startswith(local.CRASHED)
+        if not crashed or not scenario.run.trace_rate or len(reasons) >= CRASH_RETRIES:
+            return status
+        reasons.append(record.reason)
+        (run_dir / dep.name).rename(run_dir / f"{dep.name}.failed-{len(reasons)}")
+        record.retried = list(reasons)
+        runner.save()
+        runner.progress.message(f"{dep.name}: its traced server crashed; running it again from the same schedule")
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -56,12 +56,15 @@ def server_for(
             deployment=deployment.name,
         )
     else:
-        trace = (
-            tracing.server_args(tmp / tracing.TRACE_DIR, scenario.run.trace_rate)
-            if tracing.traced(scenario, deployment)
-            else ()
+        traced = tracing.traced(scenario, deployment)
+        server = LocalServer(
+            tmp / "repo",
+            log,
+            startup_timeout_s=timeout,
+            extra_args=tracing.server_args(tmp / tracing.TRACE_DIR, scenario.run.trace_rate) if traced else (),
+            extra_env=tracing.SERVER_ENV if traced else None,
+            crash_note=tracing.CRASH_NOTE if traced else "",
         )
-        server = LocalServer(tmp / "repo", log, startup_timeout_s=timeout, extra_args=trace)
     return server, {name: name for name in deployment.tenants}
 
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from perseus import children
@@ -31,6 +32,10 @@ LOG_TAIL_LINES = 20
 PORT_ATTEMPTS = 3
 _PORT_TAKEN = b"already in use"
 
+# How gone() starts when a signal killed the server: a crash, not an exit (perseus calibrate runs a
+# traced point whose server crashed once more).
+CRASHED = "tritonserver crashed"
+
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 
 
@@ -39,6 +44,13 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal, which has no name
+        return f"signal {number}"
 
 
 def load_failures(log_text: str) -> list[str]:
@@ -62,12 +74,18 @@ class LocalServer:
         startup_timeout_s: float = 120.0,
         host: str = LOOPBACK,
         extra_args: tuple[str, ...] = (),
+        extra_env: Mapping[str, str] | None = None,
+        crash_note: str = "",
     ):
+        """``extra_env`` is added to the server's allowlisted environment; ``crash_note`` is said when the
+        server is killed by a signal while it runs (a known fault of what it was asked to do)."""
         self.repository = Path(repository)
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.host = host
         self.extra_args = extra_args
+        self.extra_env = dict(extra_env or {})
+        self.crash_note = crash_note
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._backend_tmp: tempfile.TemporaryDirectory | None = None
@@ -120,7 +138,11 @@ class LocalServer:
         # Its own session and process group, so stop() reaches the backend stubs; the whole group dies
         # with perseus, SIGKILL included.
         self._proc = children.spawn(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=install.environment()
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**install.environment(), **self.extra_env},
         )
 
     def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
@@ -160,6 +182,9 @@ class LocalServer:
 
     def gone(self) -> str:
         code = self._proc.poll() if self._proc else None
+        if code is not None and code < 0:
+            note = f": {self.crash_note}" if self.crash_note else ""
+            return f"{CRASHED} (pid {self.pid()}, killed by {signal_name(-code)}){note}"
         return f"tritonserver exited unexpectedly (pid {self.pid()}, exit code {code})"
 
     def stop(self) -> None:

@@ -4,9 +4,15 @@ Tolerances are for the benchmark (docs/benchmarks.md), not for CI: a few seconds
 checks the machinery, not the accuracy.
 """
 
+import json
 import math
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,8 +20,39 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
+def _server_writing(log: Path) -> int | None:
+    """The pid of the process whose stdout is ``log`` (the tritonserver of that deployment), if any."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "fd" / "1") == str(log):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def _crash_once(log: Path, deadline_s: float, crashed: list[bytes]) -> None:
+    """Once ``log``'s server is serving, kill it with SIGSEGV: the crash of Triton 2.51's tracer, on cue.
+    ``crashed`` gets the server's environment."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        pid = _server_writing(log) if "Started HTTPService" in text else None
+        if pid is not None:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            time.sleep(1.5)  # into the measured window
+            os.kill(pid, signal.SIGSEGV)
+            crashed.append(environ)
+            return
+        time.sleep(0.1)
+
+
+def test_calibrate_quick_writes_a_finite_verdict_table_and_reruns_a_crashed_point(tmp_path):
     out = tmp_path / "cal"
+    crashed: list[bytes] = []
+    killer = threading.Thread(target=_crash_once, args=(out / "rho-050" / "server.log", 240, crashed), daemon=True)
+    killer.start()
     proc = subprocess.run(
         [sys.executable, "-m", "perseus.cli", "calibrate", "--quick", "--out", str(out)],
         capture_output=True,
@@ -23,7 +60,17 @@ def test_calibrate_quick_writes_a_finite_verdict_table(tmp_path):
         timeout=300,
         check=False,
     )
+    killer.join(timeout=5)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # The traced server that crashed: named as a crash, with the known tracer fault; its point run again.
+    assert crashed, "the rho-050 server was never seen serving"
+    assert b"GLIBC_TUNABLES=glibc.malloc.tcache_count=65535" in crashed[0].split(b"\0")  # tracing.SERVER_ENV
+    assert "rho-050: failed: tritonserver crashed" in proc.stderr and "SIGSEGV" in proc.stderr, proc.stderr
+    assert "running it again" in proc.stderr
+    record = json.loads((out / "manifest.json").read_text())["deployments"]["rho-050"]
+    assert record["status"] == "completed"
+    assert len(record["retried"]) == 1 and "triton-inference-server/server#8144" in record["retried"][0]
+    assert (out / "rho-050.failed-1" / "server.log").exists()
     assert proc.stdout.strip().splitlines()[-1] == str(out)
     assert proc.stdout.startswith(("PASS: ", "FAIL: "))  # the verdict in the terminal, then its checks
     table = pd.read_csv(out / "calibration.csv")

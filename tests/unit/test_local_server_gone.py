@@ -1,0 +1,34 @@
+"""LocalServer.gone(): how a server that stopped on its own is named (a real child process, really killed)."""
+
+import signal
+import subprocess
+import sys
+
+from perseus.server.local import CRASHED, LocalServer, signal_name
+from perseus.server.tracing import CRASH_NOTE
+
+
+def _stopped(tmp_path, how: signal.Signals | None, note: str = "") -> str:
+    server = LocalServer(tmp_path / "repo", tmp_path / "server.log", crash_note=note)
+    code = "import time; time.sleep(30)" if how else "raise SystemExit(3)"
+    server._proc = subprocess.Popen([sys.executable, "-c", code])  # stands in for tritonserver's process
+    if how:
+        server._proc.send_signal(how)
+    server._proc.wait(timeout=10)
+    return server.gone()
+
+
+def test_a_signal_is_a_crash_named_by_the_signal_with_the_known_fault(tmp_path):
+    message = _stopped(tmp_path, signal.SIGSEGV, CRASH_NOTE)
+    assert message.startswith(CRASHED) and "killed by SIGSEGV" in message
+    assert message.endswith(CRASH_NOTE)
+
+
+def test_an_untraced_crash_has_no_note_and_an_exit_is_not_a_crash(tmp_path):
+    assert _stopped(tmp_path, signal.SIGKILL).endswith("killed by SIGKILL)")
+    exited = _stopped(tmp_path, None, CRASH_NOTE)
+    assert exited.endswith("exit code 3)") and not exited.startswith(CRASHED) and CRASH_NOTE not in exited
+
+
+def test_a_signal_without_a_name():
+    assert signal_name(signal.SIGRTMIN + 1) == f"signal {signal.SIGRTMIN + 1}"
