@@ -35,6 +35,9 @@ _PORT_TAKEN = b"already in use"
 # How gone() starts when a signal killed the server: a crash, not an exit (perseus calibrate runs a
 # traced point whose server crashed once more).
 CRASHED = "tritonserver crashed"
+# The signals of a fault inside the server (Triton's own handler re-raises them after printing its stack),
+# as opposed to one sent from outside (SIGKILL, SIGTERM).
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
 
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 
@@ -182,9 +185,11 @@ class LocalServer:
 
     def gone(self) -> str:
         code = self._proc.poll() if self._proc else None
-        if code is not None and code < 0:
+        if code is not None and -code in CRASH_SIGNALS:
             note = f": {self.crash_note}" if self.crash_note else ""
-            return f"{CRASHED} (pid {self.pid()}, killed by {signal_name(-code)}){note}"
+            return f"{CRASHED} (pid {self.pid()}, {signal_name(-code)}){note}"
+        if code is not None and code < 0:  # from outside: an operator, the OOM killer, a test
+            return f"tritonserver killed by {signal_name(-code)} (pid {self.pid()})"
         return f"tritonserver exited unexpectedly (pid {self.pid()}, exit code {code})"
 
     def stop(self) -> None:

@@ -20,12 +20,15 @@ def _stopped(tmp_path, how: signal.Signals | None, note: str = "") -> str:
 
 def test_a_signal_is_a_crash_named_by_the_signal_with_the_known_fault(tmp_path):
     message = _stopped(tmp_path, signal.SIGSEGV, CRASH_NOTE)
-    assert message.startswith(CRASHED) and "killed by SIGSEGV" in message
+    assert message.startswith(CRASHED) and ", SIGSEGV)" in message
     assert message.endswith(CRASH_NOTE)
 
 
-def test_an_untraced_crash_has_no_note_and_an_exit_is_not_a_crash(tmp_path):
-    assert _stopped(tmp_path, signal.SIGKILL).endswith("killed by SIGKILL)")
+def test_a_kill_from_outside_and_an_exit_are_not_crashes(tmp_path):
+    killed = _stopped(tmp_path, signal.SIGKILL, CRASH_NOTE)
+    assert killed.startswith("tritonserver killed by SIGKILL (pid ") and CRASH_NOTE not in killed
+    assert _stopped(tmp_path, signal.SIGABRT).startswith(CRASHED)  # untraced: no note
+    assert CRASH_NOTE not in _stopped(tmp_path, signal.SIGABRT)
     exited = _stopped(tmp_path, None, CRASH_NOTE)
     assert exited.endswith("exit code 3)") and not exited.startswith(CRASHED) and CRASH_NOTE not in exited
 
