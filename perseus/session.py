@@ -175,8 +175,8 @@ class DeploymentSession:
                 rows = frameworks.sample_rows(self.server.metrics_url, kind, now)
                 for row in taken(scrapes.FRAMEWORK_METRICS, rows):
                     self.telemetry.add(row)
-            for sampler in self._samplers:
-                for row in taken(scrapes.HOST, sampler.rows(now)):
+            for _, rows in host.sample_rows(self._samplers, now):
+                for row in taken(scrapes.HOST, rows):
                     self.telemetry.add(row)
         for row in self.gpu_sampler.drain() if self.gpu_sampler else ():
             self.telemetry.add(row)
