@@ -64,6 +64,7 @@ def server_for(
             extra_args=tracing.server_args(tmp / tracing.TRACE_DIR, scenario.run.trace_rate) if traced else (),
             extra_env=tracing.SERVER_ENV if traced else None,
             crash_note=tracing.CRASH_NOTE if traced else "",
+            writes_at_exit=traced,  # its last traces
         )
     return server, {name: name for name in deployment.tenants}
 
