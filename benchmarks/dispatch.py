@@ -13,6 +13,9 @@ tritonserver, at 40, 400 and 2,000 req/s, once with each way of waiting for an a
   (``perseus.load.timing.TimerFdWait``);
 - ``timerfd+spin``: the timerfd armed 0.3 ms early, then ``gevent.sleep(0)`` until due (hides the
   wake-up of an idle vCPU at the price of 0.3 ms of CPU per arrival);
+- ``perf_analyzer`` (only when named in ``--designs``): not perseus, but perf_analyzer's own Poisson load
+  at the same rate on the same model (``--request-rate-range R --request-distribution poisson``, three
+  5 s windows), its CPU read from /proc over its windows; it reports no lag;
 - ``thread``: a native OS thread sleeping to the deadline (``time.sleep``, which is clock_nanosleep on
   CLOCK_MONOTONIC) that wakes the loop through a thread-safe async watcher.
 
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -40,9 +44,10 @@ import gevent
 import gevent.hub
 import gevent.monkey
 import numpy as np
+import psutil
 import pyarrow.parquet as pq
 
-from benchmarks.vs_perf_analyzer import NULL, write_repository
+from benchmarks.vs_perf_analyzer import NULL, TOOLS, perf_analyzer_binary, write_repository
 from perseus import results
 from perseus.load import arrivals, timing
 from perseus.load.inputs import build_request
@@ -190,6 +195,48 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
     }
 
 
+PA_WINDOW_MS = 5000
+PA_WINDOWS = 3
+
+
+def perf_analyzer_run(url: str, rate: float) -> dict:
+    """perf_analyzer at ``rate`` req/s, Poisson, HTTP, on the same model: its CPU (user + system, from
+    /proc) between 2 s after its start and its last window's end, per request sent in that span."""
+    cmd = [
+        str(perf_analyzer_binary()), "-m", NULL, "-u", url.removeprefix("http://"), "-i", "http",
+        "--request-rate-range", f"{rate:g}", "--request-distribution", "poisson",
+        "--measurement-interval", str(PA_WINDOW_MS), "--max-trials", str(PA_WINDOWS),
+        "--stability-percentage", "999",
+    ]  # fmt: skip
+    env = {**os.environ, "LD_LIBRARY_PATH": str(TOOLS / "lib")}
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    time.sleep(2.0)  # past its start-up and first requests
+    t_a, cpu_a, busy_a = time.perf_counter(), sum(proc.cpu_times()[:2]), machine_busy_s()
+    end = t_a + PA_WINDOW_MS * PA_WINDOWS / 1e3 - 3.0  # inside its last window
+    marks = (t_a, cpu_a, busy_a)
+    while time.perf_counter() < end and proc.poll() is None:
+        time.sleep(0.25)
+        if proc.poll() is None:
+            marks = (time.perf_counter(), sum(proc.cpu_times()[:2]), machine_busy_s())
+    proc.wait(timeout=120)
+    wall, cpu = marks[0] - t_a, marks[1] - cpu_a
+    others = marks[2] - busy_a - cpu
+    nan = float("nan")
+    return {
+        "design": "perf_analyzer",
+        "rate": rate,
+        "requests": round(rate * wall),
+        "errors": 0 if proc.returncode == 0 else -1,
+        "recorded_once": None,
+        "lag_p50_ms": nan,  # perf_analyzer does not report when each request was due
+        "lag_p99_ms": nan,
+        "lag_max_ms": nan,
+        "cpu_percent": 100.0 * cpu / wall,
+        "cpu_us_per_request": 1e6 * cpu / (rate * wall),  # at the rate asked: it sends open loop
+        "others_cores": max(0.0, others / wall),
+    }
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| rate (req/s) | design | lag p50 (ms) | lag p99 (ms) | lag max (ms) | generator CPU (% core) "
@@ -209,7 +256,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--designs", default=",".join(DESIGNS))
+    parser.add_argument(
+        "--designs", default=",".join(DESIGNS), help=f"of {', '.join(DESIGNS)}, and perf_analyzer (its own load)"
+    )
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="req/s (3 s each beyond 2,000)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dispatch.json")
     args = parser.parse_args()
@@ -232,7 +281,10 @@ def main() -> None:
             for rnd in range(args.rounds):
                 for rate in args.rates:
                     for design in designs if rnd % 2 == 0 else designs[::-1]:  # ABBA order across rounds
-                        row = one_run(server.url, design, rate, durations.get(rate, 3.0), tmp / f"r{rnd}")
+                        if design == "perf_analyzer":
+                            row = perf_analyzer_run(server.url, rate)
+                        else:
+                            row = one_run(server.url, design, rate, durations.get(rate, 3.0), tmp / f"r{rnd}")
                         row["round"] = rnd
                         report["runs"].append(row)
                         print(table([row]).splitlines()[-1], flush=True)
