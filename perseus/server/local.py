@@ -1,7 +1,8 @@
 """Launch the bundled tritonserver as a child process bound to loopback.
 
 Every exit path stops it: ``stop()`` sends SIGTERM to the server's own process group, then SIGKILL
-after a grace period. The group holds the Python-backend stub processes too, so nothing is left.
+once the server has exited, or once its log says every model is unloaded (unless it writes files at
+exit), or after a grace period. The group holds the Python-backend stub processes too, so nothing is left.
 When perseus itself is killed, even by SIGKILL, the group dies with it (perseus.children).
 """
 
