@@ -173,14 +173,18 @@ class LocalServer:
             time.sleep(POLL_S)
         raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
 
-    def _port_taken(self) -> bool:
-        """Whether this launch's part of the log says a port was already in use."""
+    def _launch_log(self) -> bytes:
+        """This launch's part of the server log (empty if it cannot be read)."""
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(self._log_offset)
-                return _PORT_TAKEN in f.read()
+                return f.read()
         except OSError:
-            return False
+            return b""
+
+    def _port_taken(self) -> bool:
+        """Whether this launch's part of the log says a port was already in use."""
+        return _PORT_TAKEN in self._launch_log()
 
     def _startup_error(self, what: str) -> ServerError:
         self._log.flush()
@@ -191,12 +195,7 @@ class LocalServer:
 
     def _unloaded(self) -> bool:
         """Whether this launch's log says every model it loaded is unloaded again."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                text = f.read()
-        except OSError:
-            return False
+        text = self._launch_log()
         loaded = set(_LOADED.findall(text))
         return bool(loaded) and loaded <= set(_UNLOADED.findall(text))
 
