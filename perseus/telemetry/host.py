@@ -35,14 +35,12 @@ def facts() -> dict:
 
 
 def tree(pid: int):
-    """A callable giving the pids of a process and its descendants (e.g. Triton and its backend stubs)."""
+    """A callable giving the pids of a process and its descendants (e.g. Triton and its backend stubs),
+    each call from a fresh read of the process table; empty once the process is gone."""
 
     def pids() -> set[int]:
-        try:
-            root = psutil.Process(pid)
-            return {pid, *(c.pid for c in root.children(recursive=True))}
-        except psutil.Error:
-            return set()
+        table = ProcessTable()
+        return table.tree(pid) if table.has(pid) else set()
 
     return pids
 
@@ -57,9 +55,13 @@ class ProcessTable:
     """
 
     def __init__(self) -> None:
+        self._parents = parents()
         self._kids: dict[int, list[int]] = defaultdict(list)
-        for pid, ppid in parents().items():
+        for pid, ppid in self._parents.items():
             self._kids[ppid].append(pid)
+
+    def has(self, pid: int) -> bool:
+        return pid in self._parents
 
     def tree(self, pid: int) -> set[int]:
         """``pid`` and its descendants, as the table was read."""

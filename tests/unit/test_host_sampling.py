@@ -54,7 +54,8 @@ def test_the_table_gives_each_tree_and_the_samplers_share_it():
         table = host.ProcessTable()
         assert table.tree(parent.pid) == {parent.pid, *kids}
         assert parent.pid in table.tree(os.getpid())  # this process started it
-        samplers, _ = host.process_samplers(parent.pid)
+        samplers, server_pids = host.process_samplers(parent.pid)
+        assert server_pids() == {parent.pid, *kids}  # the GPU sampler's view of the server tree
         loadgen, server = samplers
         host.sample_rows(samplers, 0.0)  # psutil's first CPU reading of a process is 0 by definition
         busy = time.process_time() + 0.3
@@ -69,3 +70,10 @@ def test_the_table_gives_each_tree_and_the_samplers_share_it():
         assert server.rows(2.0, table) is not None and loadgen.rows(2.0) is not None  # a table is optional
     finally:
         _end(parent)
+
+
+def test_the_tree_of_a_process_that_ended_is_empty():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert host.tree(child.pid)() == set()
+    assert host.tree(os.getpid())() >= {os.getpid()}
