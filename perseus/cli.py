@@ -245,7 +245,8 @@ def calibrate(
     verdict while tracing), M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict
     untraced), and the exact M/D/1 distribution (Erlang/Crommelin) with its 95% band for runs that long.
     Also reports the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md
-    to the run folder.
+    to the run folder. A utilisation whose traced server crashes (Triton 2.51's tracer has a known
+    crash under load) is run once more from the same schedule; the crashed attempt is kept beside it.
     """
     from perseus import checks, report, verdicts
     from perseus.calibration import run as calib
