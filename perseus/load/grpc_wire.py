@@ -27,9 +27,8 @@ from urllib.parse import unquote
 import gevent.lock
 import grpc
 import hpack
-from gevent import socket
 
-from perseus.load.wire import send_all
+from perseus.load.sockets import LoopSocket
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Frame types (RFC 9113, section 6) and the flags used here.
@@ -134,9 +133,7 @@ class Connection:
     """One HTTP/2 connection, carrying one call at a time."""
 
     def __init__(self, address: tuple[str, int], timeout_s: float, connect_timeout_s: float):
-        self.sock = socket.create_connection(address, timeout=connect_timeout_s)
-        self.sock.settimeout(timeout_s)  # each read and write, as the HTTP transport
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = LoopSocket(address, timeout_s, connect_timeout_s)  # timeout_s: each read and write
         self.decoder = ReplyDecoder()
         self.buf = b""
         self.next_stream = 1  # client streams are odd (RFC 9113, 5.1.1)
@@ -169,7 +166,7 @@ class Connection:
             _U32.pack_into(wire, 5, stream)
             _U32.pack_into(wire, 9 + len(headers) + 5, stream)
             try:
-                send_all(self.sock, wire)
+                self.sock.sendall(wire)
             except (BrokenPipeError, ConnectionResetError) as exc:  # closed by the server while idle
                 raise ConnectionClosed(f"connection closed before the call: {exc}") from None
             self.send_window -= size
@@ -192,7 +189,7 @@ class Connection:
             chunk, body = body[:room], body[room:]
             n = len(chunk)
             head = _FRAME.pack(n >> 16, n & 0xFFFF, DATA, 0 if body else END_STREAM, stream)
-            send_all(self.sock, head + chunk)
+            self.sock.sendall(head + chunk)
             self.send_window -= n
             self.stream_window -= n
 

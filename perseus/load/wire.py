@@ -9,8 +9,9 @@ server closed while idle is found by its first read coming back empty, and the r
 more on a fresh connection, before any response byte was read.
 
 The response is read only as far as HTTP/1.1 needs: the status code, ``Content-Length`` or chunked
-framing, and whether the server keeps the connection. Everything runs on gevent sockets, so a
-request waiting for its response yields to the loop.
+framing, and whether the server keeps the connection. A server answers a tenant's requests with the
+same head every time, so a head seen before is not parsed again. Connections are
+``perseus.load.sockets.LoopSocket``, so a request waiting for its response yields to gevent's loop.
 """
 
 from __future__ import annotations
@@ -18,22 +19,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import gevent.lock
-from gevent import socket
+
+from perseus.load.sockets import LoopSocket
 
 # Read size per recv: a no-work model's response is a few hundred bytes; large outputs take more reads.
 RECV_BYTES = 65536
 _HEAD_END = b"\r\n\r\n"
-
-
-def send_all(sock: socket.socket, data) -> None:
-    """``sendall`` in one ``send`` where the kernel takes it all, as it does a request of a few KB.
-
-    gevent's ``sendall`` asks the socket for its send buffer size (a ``getsockopt`` syscall) on every
-    call before it sends in chunks: one of the six syscalls a closed-loop request made here (strace -c
-    of the no-work model at concurrency 1), for nothing when one ``send`` suffices."""
-    sent = sock.send(data)
-    if sent < len(data):
-        sock.sendall(memoryview(data)[sent:])
+# Response heads remembered per transport. Triton sends one head per body length, so a tenant needs a
+# few; a server that varies its heads (a Date header) only fills this up and parses as before.
+HEADS_KEPT = 64
 
 
 class ConnectionClosed(OSError):
@@ -58,7 +52,9 @@ class WireTransport:
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self.path, self.netloc = path, parts.netloc
         self.wire = self.frame(body, headers)
-        self._idle: list[socket.socket] = []
+        self._idle: list[LoopSocket] = []
+        # A response head's bytes -> (status, Content-Length, chunked, keep-alive).
+        self._heads: dict[bytes, tuple[int, int | None, bool, bool]] = {}
         # At most ``connections`` sockets: a request that finds them all busy waits for one.
         self._slots = gevent.lock.BoundedSemaphore(connections)
         self._closed = False
@@ -103,14 +99,12 @@ class WireTransport:
         while self._idle:
             self._idle.pop().close()
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
-        sock.settimeout(self.timeout_s)  # each read and write, as geventhttpclient's network_timeout
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+    def _connect(self) -> LoopSocket:
+        # timeout_s bounds each read and write, as geventhttpclient's network_timeout did.
+        return LoopSocket(self.address, self.timeout_s, self.connect_timeout_s)
 
-    def _exchange(self, sock: socket.socket, wire: bytes) -> tuple[int, bytes, bool]:
-        send_all(sock, wire)
+    def _exchange(self, sock: LoopSocket, wire: bytes) -> tuple[int, bytes, bool]:
+        sock.sendall(wire)
         buf = sock.recv(RECV_BYTES)
         if not buf:
             raise ConnectionClosed("connection closed before the response")
@@ -121,19 +115,13 @@ class WireTransport:
                 raise ConnectionClosed("connection closed in the response head")
             buf += more
             end = buf.find(_HEAD_END, max(0, len(buf) - len(more) - 3))
-        lines = buf[:end].split(b"\r\n")
-        status = int(lines[0][9:12])  # "HTTP/1.1 200 OK"
-        # HTTP/1.1 keeps the connection unless the server says "close"; HTTP/1.0 only with "keep-alive".
-        length, chunked, keep = None, False, lines[0].startswith(b"HTTP/1.1")
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value
-            elif name == b"connection":
-                keep = value == b"keep-alive" if value in (b"keep-alive", b"close") else keep
+        head = buf[:end]
+        parsed = self._heads.get(head)
+        if parsed is None:
+            parsed = _parse_head(head)
+            if len(self._heads) < HEADS_KEPT:
+                self._heads[head] = parsed
+        status, length, chunked, keep = parsed
         rest = buf[end + 4 :]
         if chunked:
             return status, _read_chunked(sock, rest), keep
@@ -147,7 +135,25 @@ class WireTransport:
         return status, rest[:length], keep
 
 
-def _read_chunked(sock: socket.socket, buf: bytes) -> bytes:
+def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
+    """A response head's status code, Content-Length (None without one), chunked framing and keep-alive."""
+    lines = head.split(b"\r\n")
+    status = int(lines[0][9:12])  # "HTTP/1.1 200 OK"
+    # HTTP/1.1 keeps the connection unless the server says "close"; HTTP/1.0 only with "keep-alive".
+    length, chunked, keep = None, False, lines[0].startswith(b"HTTP/1.1")
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            keep = value == b"keep-alive" if value in (b"keep-alive", b"close") else keep
+    return status, length, chunked, keep
+
+
+def _read_chunked(sock: LoopSocket, buf: bytes) -> bytes:
     """A chunked body (RFC 9112, 7.1): size line, data, CRLF, ..., a zero-size chunk, trailers, CRLF."""
     body = bytearray()
     while True:
@@ -167,7 +173,7 @@ def _read_chunked(sock: socket.socket, buf: bytes) -> bytes:
         buf = buf[size + 2 :]
 
 
-def _read_to_close(sock: socket.socket, buf: bytes) -> bytes:
+def _read_to_close(sock: LoopSocket, buf: bytes) -> bytes:
     while True:
         more = sock.recv(RECV_BYTES)
         if not more:
@@ -175,7 +181,7 @@ def _read_to_close(sock: socket.socket, buf: bytes) -> bytes:
         buf += more
 
 
-def _recv_more(sock: socket.socket) -> bytes:
+def _recv_more(sock: LoopSocket) -> bytes:
     more = sock.recv(RECV_BYTES)
     if not more:
         raise ConnectionClosed("connection closed in a chunked body")
