@@ -17,7 +17,9 @@ tritonserver, at 40, 400 and 2,000 req/s, once with each way of waiting for an a
   at the same rate on the same model (``--request-rate-range R --request-distribution poisson``, three
   5 s windows), its CPU read from /proc over its windows; it reports no lag;
 - ``thread``: a native OS thread sleeping to the deadline (``time.sleep``, which is clock_nanosleep on
-  CLOCK_MONOTONIC) that wakes the loop through a thread-safe async watcher.
+  CLOCK_MONOTONIC) that wakes the loop through a thread-safe async watcher;
+- ``DESIGN@gevent-socket`` (only when named): that design with the transports over gevent's socket, as
+  the engine was before ``perseus.load.sockets`` (``benchmarks.gevent_sockets``).
 
 Runs are interleaved (every design at one rate, then the next rate; the whole again per round), so
 slow drift of the shared machine spreads over all of them. Per run: lag (sent - scheduled) p50/p99/max,
@@ -31,6 +33,7 @@ from __future__ import annotations
 from perseus.load.engine import LoadRun, TenantLoad  # isort: skip
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -47,6 +50,7 @@ import numpy as np
 import psutil
 import pyarrow.parquet as pq
 
+from benchmarks.gevent_sockets import gevent_sockets
 from benchmarks.vs_perf_analyzer import NULL, TOOLS, perf_analyzer_binary, write_repository
 from perseus import results
 from perseus.load import arrivals, timing
@@ -160,7 +164,8 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
     path = tmp / f"{tenant}.parquet"
     recorder = StreamWriter(path, results.REQUEST_SCHEMA)
     run = LoadRun(url, [load], recorder, warmup_s=WARMUP_S, duration_s=duration_s, request_timeout_s=30.0)
-    run.new_waiter = DESIGNS[design]
+    waiter, _, sockets = design.partition("@")
+    run.new_waiter = DESIGNS[waiter]
     marks = []  # (now, process CPU, machine busy) at each tick inside the measured window
 
     def tick() -> None:
@@ -169,7 +174,8 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
             marks.append((run.now(), time.process_time(), machine_busy_s()))
 
     try:
-        run.run(tick, tick_s=0.25)
+        with gevent_sockets() if sockets == "gevent-socket" else contextlib.nullcontext():
+            run.run(tick, tick_s=0.25)
     finally:
         recorder.close()
     (t_a, cpu_a, busy_a), (t_b, cpu_b, busy_b) = marks[0], marks[-1]
@@ -257,7 +263,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
-        "--designs", default=",".join(DESIGNS), help=f"of {', '.join(DESIGNS)}, and perf_analyzer (its own load)"
+        "--designs",
+        default=",".join(DESIGNS),
+        help=f"of {', '.join(DESIGNS)}, perf_analyzer (its own load), and DESIGN@gevent-socket (over gevent's socket)",
     )
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="req/s (3 s each beyond 2,000)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dispatch.json")

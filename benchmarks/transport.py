@@ -12,6 +12,8 @@ One local tritonserver serves the ``null`` model (the calibration model at 0 ms)
   request bytes through a method without serialisers; kept here as ``GrpcioTransport``);
 - ``grpc``: ``load.protocol = "grpc"`` now (``perseus.load.engine.GrpcTransport``: prebuilt HTTP/2
   frames on pooled connections);
+- ``wire-gevent`` and ``grpc-gevent``: ``wire`` and ``grpc`` over gevent's cooperative socket, as the
+  engine was before ``perseus.load.sockets.LoopSocket`` (kept here as ``GeventSocket``);
 
 then perf_analyzer over HTTP and over gRPC (``-i grpc``) at the same concurrency. Round 2 runs the
 perseus transports in reverse order. Per run: throughput, exact p50/p99, the client's CPU per request
@@ -26,6 +28,7 @@ from __future__ import annotations
 from perseus.load.engine import LoadRun, TenantLoad  # isort: skip
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +44,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from geventhttpclient import HTTPClient
 
+from benchmarks.gevent_sockets import gevent_sockets
 from benchmarks.vs_perf_analyzer import NULL, Meter, ServerStats, Settings, perf_analyzer, perf_analyzer_binary
 from benchmarks.vs_perf_analyzer import write_repository as write_null_repository
 from perseus import results
@@ -51,6 +55,7 @@ from perseus.server.local import LocalServer
 
 CONCURRENCIES = (1, 2, 4, 8)
 TRANSPORTS = ("geventhttpclient", "wire", "grpcio", "grpc")
+ON_GEVENT_SOCKETS = {"wire-gevent": "wire", "grpc-gevent": "grpc"}
 # grpcio's I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the loop.
 # It must be switched on before any channel exists.
 grpc.experimental.gevent.init_gevent()
@@ -111,6 +116,7 @@ def perseus_closed(server: LocalServer, transport: str, concurrency: int, warmup
         load.transport = lambda connections: GrpcioTransport(server.grpc_address, request, connections, 30.0)
     path = tmp / f"{tenant}.parquet"
     recorder = StreamWriter(path, results.REQUEST_SCHEMA)
+    sockets = gevent_sockets() if transport in ON_GEVENT_SOCKETS else contextlib.nullcontext()
     run = LoadRun(
         server.url,
         [load],
@@ -121,7 +127,8 @@ def perseus_closed(server: LocalServer, transport: str, concurrency: int, warmup
         grpc_address=server.grpc_address,
     )
     try:
-        run.run(recorder.flush, tick_s=0.5)
+        with sockets:
+            run.run(recorder.flush, tick_s=0.5)
     finally:
         recorder.close()
     frame = pq.read_table(path).to_pandas()
