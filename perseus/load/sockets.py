@@ -3,10 +3,10 @@
 gevent's cooperative socket is the standard library's socket rebuilt in Python. Each ``recv`` first
 tries the read, and a reply that has not come yet (always, in a closed loop: the read follows the
 send by microseconds) raises ``EWOULDBLOCK``, which gevent catches before it waits. The wait then
-builds a ``Timeout`` object, starts its timer and closes it again. Per request that was about a
-quarter of the load generator's CPU: closed loop on the no-work model at concurrency 1, 118-126 us of
-client CPU per request through gevent's socket against 85-104 us through this one, alternated in
-one process (docs/benchmarks.md, "The socket under the transports").
+builds a ``Timeout`` object, starts its timer and closes it again. Closed loop on the no-work model
+at concurrency 1, that cost 108-116 us of client CPU per request over HTTP through gevent's socket
+and 77 us through this one; over gRPC 151-152 and 116-120 us (benchmarks.transport, alternated in one
+run; docs/benchmarks.md, "The socket under the transports"). The generator's CPU is the server's.
 
 Here a connection owns one read watcher, one write watcher and one timer for its whole life. A read
 waits for the socket to be readable first and then reads, so the common case is one ``epoll`` wake
