@@ -143,3 +143,21 @@ def test_requests_wait_for_a_free_connection_beyond_the_pool():
         peer.stop()
     assert results == [(200, b"r")] * 6
     assert peer.connections <= 2
+
+
+def test_a_remembered_head_frames_each_body_and_a_different_head_is_parsed_afresh(monkeypatch):
+    """Heads are remembered by their bytes: the same head gives the same framing for a new body, a new
+    head (here "Connection: close") is parsed, and past HEADS_KEPT heads are parsed every time."""
+    monkeypatch.setattr("perseus.load.wire.HEADS_KEPT", 2)
+    closing = ok(b"cccc", b"Connection: close\r\n")
+    peer = Peer([ok(b"aaaa"), ok(b"bbbb"), ok(b"dd"), closing, ok(b"eeeee"), ok(b"ffff")])
+    wire = transport(peer.url)
+    try:
+        got = [wire.send() for _ in range(6)]
+        kept = dict(wire._heads)
+    finally:
+        wire.close()
+        peer.stop()
+    assert got == [(200, b"aaaa"), (200, b"bbbb"), (200, b"dd"), (200, b"cccc"), (200, b"eeeee"), (200, b"ffff")]
+    assert peer.connections == 2  # the fourth response closed the first connection
+    assert len(kept) == 2  # the heads of "aaaa" and "dd"; later ones were parsed and not kept
