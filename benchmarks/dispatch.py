@@ -173,12 +173,13 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
     # a session flushes them. Reading /proc/stat at every tick would charge the benchmark's own
     # bookkeeping to the generator (about 0.3 ms a read from idle).
     marks = []
-    next_flush = [-WARMUP_S]
+    next_flush = -WARMUP_S
 
     def tick() -> None:
+        nonlocal next_flush
         now = run.now()
-        if now >= next_flush[0]:
-            next_flush[0] = now + RECORD_FLUSH_PERIOD_S
+        if now >= next_flush:
+            next_flush = now + RECORD_FLUSH_PERIOD_S
             recorder.flush()
         if 0 <= now <= duration_s and (not marks or now + TICK_S > duration_s):
             marks.append((now, time.process_time(), machine_busy_s()))

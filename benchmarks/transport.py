@@ -13,7 +13,7 @@ One local tritonserver serves the ``null`` model (the calibration model at 0 ms)
 - ``grpc``: ``load.protocol = "grpc"`` now (``perseus.load.engine.GrpcTransport``: prebuilt HTTP/2
   frames on pooled connections);
 - ``wire-gevent`` and ``grpc-gevent``: ``wire`` and ``grpc`` over gevent's cooperative socket, as the
-  engine was before ``perseus.load.sockets.LoopSocket`` (kept here as ``GeventSocket``);
+  engine was before ``perseus.load.sockets.LoopSocket`` (``benchmarks/gevent_sockets.py``);
 
 then perf_analyzer over HTTP and over gRPC (``-i grpc``) at the same concurrency. Round 2 runs the
 perseus transports in reverse order. Per run: throughput, exact p50/p99, the client's CPU per request
@@ -55,7 +55,7 @@ from perseus.server.local import LocalServer
 
 CONCURRENCIES = (1, 2, 4, 8)
 TRANSPORTS = ("geventhttpclient", "wire", "grpcio", "grpc")
-ON_GEVENT_SOCKETS = {"wire-gevent": "wire", "grpc-gevent": "grpc"}
+ON_GEVENT_SOCKETS = ("wire-gevent", "grpc-gevent")
 # grpcio's I/O runs in native threads that would block gevent's loop; in gevent mode it runs on the loop.
 # It must be switched on before any channel exists.
 grpc.experimental.gevent.init_gevent()

@@ -40,7 +40,6 @@ class LoopSocket:
         self._readable = self.hub.loop.io(fd, 1)
         self._writable = self.hub.loop.io(fd, 2)
         self._timer = self.hub.loop.timer(timeout_s)
-        self.timeout_s = timeout_s
 
     def _wait(self, watcher) -> None:
         # The timer throws into this greenlet if the wait lasts timeout_s; update=True counts from now.
