@@ -246,9 +246,11 @@ class DeploymentSession:
         providers.update(backend_log.tenant_providers(log, served))
         outcome.providers = providers or None
         outcome.batch_fallbacks = backend_log.tenant_fallbacks(log, served) or None
+        # An interrupt can land anywhere in open(), between any two of these: close only what exists.
         if self.recorder is not None:
             outcome.requests = self.recorder.count
             self.recorder.close()
+        if self.telemetry is not None:
             self.telemetry.close()
         if self._tmp is not None:
             self._write_spans()
