@@ -49,7 +49,8 @@ def run_deployment(
             session.fail(f"internal error: {type(exc).__name__}: {exc}")
             (session.dep_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
-            outcome = session.close()
+            with guard.held():  # Ctrl-C here would leave the server up and the records unwritten
+                outcome = session.close()
             if guard.seen and outcome.status == Status.COMPLETED:  # interrupted, and the interrupt was lost
                 session.interrupt()
             if outcome.status != Status.COMPLETED:

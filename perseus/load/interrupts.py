@@ -5,13 +5,19 @@ perseus runs under raise KeyboardInterrupt (Python's own for SIGINT, the CLI's f
 inside a finalizer or a callback whose errors are ignored ("Exception ignored in ..."), it vanishes,
 and the run would go on to its end. ``InterruptGuard`` remembers the signal so that ``check()`` can
 raise it again from a place that does not swallow it.
+
+``held()`` is for clean-up that must run to its end (stopping the server, writing the records): the
+first interrupt inside it is only remembered, and a second one is raised as usual, so a clean-up that
+hangs can still be broken off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 
 class InterruptGuard:
@@ -23,6 +29,8 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self.seen = False
+        self._holding = False
+        self._held = 0  # interrupts remembered, and not raised, inside held()
         self._previous: dict[int, object] = {}
         self._previous_hook = None
 
@@ -43,7 +51,19 @@ class InterruptGuard:
 
     def _handle(self, signum, frame) -> None:
         self.seen = True
+        if self._holding and self._held == 0:
+            self._held += 1
+            return
         self._previous[signum](signum, frame)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The first interrupt inside is remembered (``seen``) and not raised; a second one is raised."""
+        self._holding, self._held = True, 0
+        try:
+            yield
+        finally:
+            self._holding = False
 
     def check(self) -> None:
         if self.seen:

@@ -63,3 +63,14 @@ def test_default_handlers_are_left_alone():
             assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_inside_held_the_first_interrupt_is_remembered_and_a_second_is_raised():
+    with InterruptGuard() as guard:
+        with guard.held():
+            signal.raise_signal(signal.SIGINT)  # not raised: the clean-up goes on
+            assert guard.seen
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)  # the second breaks a clean-up that hangs
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # outside held() again: raised at once
