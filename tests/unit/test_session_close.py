@@ -1,71 +1,43 @@
-"""A deployment interrupted part-way through opening still closes: Ctrl-C can land between any two lines of
-``DeploymentSession.open``, and ``close`` must then write what exists and raise nothing (a sweep hit
-this: SIGINT after the request recorder was made and before the telemetry writer was)."""
+"""A deployment cut short while opening, or while closing, still closes: Ctrl-C can land between any two
+lines of ``DeploymentSession.open``, and ``close`` must then write what exists and raise nothing (a sweep
+hit this in CI: SIGINT after the request recorder was made and before the telemetry writer was). A
+first Ctrl-C during ``close`` lets it finish. The cases run in session_close_child.py."""
 
 from __future__ import annotations
 
-import copy
-import signal
+import json
+import subprocess
+import sys
 
 import pytest
 
 from perseus import results
-from perseus import session as session_module
-from perseus.errors import ServerError
-from perseus.experiment import run_deployment
 from perseus.manifest import Status
-from perseus.plan import shared
-from perseus.progress import Quiet
-from perseus.records import StreamWriter
-from perseus.scenario import parse
-from tests.unit.test_scenario import BASE
+from tests.conftest import REPO_ROOT
 
 
-@pytest.mark.parametrize("interrupted_at", [1, 2, 3], ids=["recorder", "telemetry", "server"])
-def test_an_interrupt_anywhere_in_open_closes_cleanly(tmp_path, monkeypatch, interrupted_at):
-    scenario = parse(copy.deepcopy(BASE), "x.toml")
-    made: list[StreamWriter] = []
-
-    def writer(path, schema):
-        # Ctrl-C as the interrupted_at-th step of open() begins: the recorder, the telemetry, the server.
-        if len(made) + 1 == interrupted_at:
-            raise KeyboardInterrupt
-        made.append(StreamWriter(path, schema))
-        return made[-1]
-
-    def server_for(*args):
-        raise KeyboardInterrupt  # reached only once both writers exist
-
-    monkeypatch.setattr(session_module, "StreamWriter", writer)
-    monkeypatch.setattr(session_module, "server_for", server_for)
-    outcome = run_deployment(
-        scenario, shared(scenario), tmp_path / "models", tmp_path / "run", gpu=False, progress=Quiet(), index=1
-    )
-    assert outcome.status == Status.INTERRUPTED and outcome.ended
-    assert len(made) == interrupted_at - 1
-    dep_dir = tmp_path / "run" / "shared"
-    # Whatever writer was made is closed into Parquet; none is left as a half-written stream.
-    assert sorted(p.name for p in dep_dir.iterdir()) == sorted(w.path.name for w in made)
-    assert outcome.requests == 0
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("session-close")
+    child = [sys.executable, "-m", "tests.unit.session_close_child", str(out)]
+    done = subprocess.run(child, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_an_interrupt_while_closing_lets_the_close_finish(tmp_path, monkeypatch):
-    scenario = parse(copy.deepcopy(BASE), "x.toml")
+@pytest.mark.parametrize("case, made", [("recorder", 0), ("telemetry", 1), ("server", 2)])
+def test_an_interrupt_anywhere_in_open_closes_what_exists(cases, case, made):
+    outcome = cases[case]
+    assert "raised" not in outcome, outcome
+    assert outcome["status"] == Status.INTERRUPTED and outcome["ended"] and outcome["requests"] == 0
+    assert len(outcome["made"]) == made
+    # Every writer made is closed into Parquet; none is left as a half-written stream.
+    assert outcome["files"] == sorted(outcome["made"])
 
-    class Interrupting(StreamWriter):
-        def close(self):
-            if self.path.name == results.REQUESTS:
-                signal.raise_signal(signal.SIGINT)  # Ctrl-C as the first writer closes
-            return super().close()
 
-    def server_for(*args):
-        raise ServerError("no server here")  # the deployment fails in open(), then closes
-
-    monkeypatch.setattr(session_module, "StreamWriter", Interrupting)
-    monkeypatch.setattr(session_module, "server_for", server_for)
-    outcome = run_deployment(
-        scenario, shared(scenario), tmp_path / "models", tmp_path / "run", gpu=False, progress=Quiet(), index=1
-    )
+def test_an_interrupt_while_closing_lets_the_close_finish(cases):
+    outcome = cases["closing"]
+    assert "raised" not in outcome, outcome
     # Both writers closed into Parquet, and the failure found first is what the outcome says.
-    assert sorted(p.name for p in (tmp_path / "run" / "shared").iterdir()) == [results.REQUESTS, results.TELEMETRY]
-    assert outcome.status == Status.FAILED and outcome.reason == "no server here"
+    assert outcome["files"] == sorted([results.REQUESTS, results.TELEMETRY])
+    assert outcome["status"] == Status.FAILED and outcome["reason"] == "no server here"
