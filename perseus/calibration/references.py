@@ -7,9 +7,9 @@ the harness's error:
 
 - **M/D/1 on the run's own arrivals** (``conditioned_sojourns``): Lindley's recursion over the very
   arrival times the run scheduled, with a fixed service time. No trace needed; always on.
-- **Trace-driven**: the same recursion with each request's own service time as the server traced
-  it (one instance, FIFO): the latency a perfect client would have seen, request by request. It
-  judges the harness.
+- **Trace-driven**: the same recursion with each request's own time on the instance as the server
+  traced it (one instance, FIFO), plus the server's own I/O for that request: the latency a perfect
+  client would have seen, request by request. It judges the harness.
 - **The unconditioned M/D/1 distribution** (``theory.md1_percentiles``) with the 95% band that runs
   of the same length would scatter over (``sampling_band``): it judges the machine, not the harness.
 
@@ -76,20 +76,24 @@ def conditioned_percentiles(scheduled_s: np.ndarray, measured: np.ndarray, servi
 
 
 def trace_driven_percentiles(
-    scheduled_s: np.ndarray, services_s: np.ndarray, measured: np.ndarray, qs
+    scheduled_s: np.ndarray, held_s: np.ndarray, measured: np.ndarray, qs, beside_s: np.ndarray | None = None
 ) -> dict[int, float]:
-    """The trace-driven reference: Lindley with each request's traced service time, in ms.
+    """The trace-driven reference, in ms: Lindley's waits with each request's traced time on the instance
+    (``held_s``), plus what the request spent in the server outside the queue (``beside_s``: its compute
+    and the server's own I/O; ``held_s`` when None).
 
-    A request without a trace (NaN service: traced every Nth, or lost) is given the median traced
-    service time, so it still occupies the server; none traced gives NaN percentiles.
+    A request without a trace (NaN: traced every Nth, or lost) is given the traced medians, so it still
+    occupies the server; none traced gives NaN percentiles.
     """
-    services = np.asarray(services_s, dtype=float)
-    traced = ~np.isnan(services)
+    held = np.asarray(held_s, dtype=float)
+    beside = held if beside_s is None else np.asarray(beside_s, dtype=float)
+    traced = ~np.isnan(held)
     if not traced.any():
         return {q: float("nan") for q in qs}
-    filled = np.where(traced, services, np.median(services[traced]))
-    times = sojourns(scheduled_s, filled)
-    return percentiles_ms(times[np.asarray(measured, dtype=bool)], qs)
+    held = np.where(traced, held, np.median(held[traced]))
+    beside = np.where(np.isnan(beside), np.nanmedian(beside), beside)
+    waits = sojourns(scheduled_s, held) - held
+    return percentiles_ms((waits + beside)[np.asarray(measured, dtype=bool)], qs)
 
 
 def simulated_run_percentiles(

@@ -8,7 +8,14 @@ import pytest
 
 from perseus.analysis.spans import request_id
 from perseus.calibration import references
-from perseus.calibration.analysis import CONDITIONED, QS, TRACE_DRIVEN, traced_service_ms, verdict_rows
+from perseus.calibration.analysis import (
+    CONDITIONED,
+    QS,
+    TRACE_DRIVEN,
+    client_share_ms,
+    traced_parts,
+    verdict_rows,
+)
 from perseus.calibration.theory import md1_percentiles
 
 
@@ -59,6 +66,14 @@ def test_trace_driven_fills_untraced_requests_with_the_median_and_needs_one_trac
     expected = references.sojourns(arrivals, np.array([0.001, 0.002, 0.003]))
     assert got[50] == pytest.approx(np.percentile(expected, 50) * 1e3)
     assert math.isnan(references.trace_driven_percentiles(arrivals, np.full(3, np.nan), measured, (50,))[50])
+
+
+def test_trace_driven_queues_on_the_time_held_and_adds_the_time_beside_the_queue():
+    # Two requests 1 ms apart; each holds the instance 4 ms (3 ms compute + 1 ms turnaround) and spends
+    # 3 ms compute + 0.5 ms of the server's I/O outside the queue. The second waits 4 - 1 = 3 ms.
+    arrivals, measured = np.array([0.0, 0.001]), np.array([True, True])
+    got = references.trace_driven_percentiles(arrivals, np.full(2, 0.004), measured, (0, 100), np.full(2, 0.0035))
+    assert got[0] == pytest.approx(3.5) and got[100] == pytest.approx(3.0 + 3.5)
 
 
 def test_conditioned_counts_only_measured_requests_but_queues_warm_up_ones():
@@ -128,14 +143,20 @@ def test_verdict_against_the_run_arrivals_passes_an_ideal_server_and_reports_all
         assert r["exact_ms"] > 0
 
 
+def _traced(held_ms, compute_ms=None, io_ms=0.0, index=None) -> pd.DataFrame:
+    held = np.asarray(held_ms, dtype=float)
+    compute = held if compute_ms is None else np.asarray(compute_ms, dtype=float)
+    return pd.DataFrame({"compute_ms": compute, "held_ms": held, "server_io_ms": io_ms}, index=index)
+
+
 def test_verdict_is_against_the_trace_when_there_is_one():
     rng = np.random.default_rng(4)
     scheduled = np.sort(rng.uniform(0, 10, 500))
     services = rng.uniform(0.006, 0.014, 500)
     frame = requests_frame(scheduled, services, lag_s=0.0)
-    traced = pd.Series(services * 1e3, index=frame.index)
+    traced = _traced(services * 1e3, index=frame.index)
     traced.iloc[::3] = np.nan  # every third untraced
-    rows = verdict_rows("rho-050", 0.5, frame, 10.0, 0.0, 50.0, 10.0, 0.0, traced_service_ms=traced)
+    rows = verdict_rows("rho-050", 0.5, frame, 10.0, 0.0, 50.0, 10.0, 0.0, traced=traced)
     p50 = next(r for r in rows if r["check"] == "p50 latency")
     assert p50["reference"] == TRACE_DRIVEN
     assert p50["tolerance"] == 0.05
@@ -143,26 +164,64 @@ def test_verdict_is_against_the_trace_when_there_is_one():
     assert abs(p50["trace_error"]) < 0.05
 
 
-def test_traced_service_times_align_with_the_requests_and_leave_untraced_ones_nan():
-    requests = pd.DataFrame({"tenant": ["rho-050"] * 3, "scheduled_s": [0.5, 0.25, 1.75]}, index=[10, 11, 12])
+def test_the_trace_reference_adds_the_clients_share_and_the_lag_is_shown_apart():
+    # An ideal server, every request sent 1 ms late: the trace-driven reference plus the client's share
+    # (0.3 ms, not the whole 0.8 ms overhead) and the lag is exactly what was measured.
+    rng = np.random.default_rng(6)
+    scheduled, service, lag, io, client = np.sort(rng.uniform(0, 10, 400)), 0.010, 0.001, 0.0002, 0.0003
+    frame = requests_frame(scheduled, service, lag_s=lag + io + client)
+    frame["sent_s"] = frame["scheduled_s"] + lag
+    traced = _traced(np.full(400, service * 1e3), io_ms=io * 1e3, index=frame.index)
+    rows = verdict_rows("rho-040", 0.4, frame, 10.0, 0.0, 40.0, 10.0, 0.8, traced=traced, client_ms=client * 1e3)
+    for r in (r for r in rows if r["check"].endswith("latency")):
+        expected = r["trace_ms"]
+        assert r["expected"] == expected and r["error"] > 0.02  # the lag, counted against the harness
+        assert r["error"] == pytest.approx(lag * 1e3 / expected, rel=1e-6)
+        assert abs(r["error_without_lag"]) < 1e-9  # and nothing else
+
+
+def test_traced_parts_align_with_the_requests_and_count_the_turnaround_only_while_busy():
+    requests = pd.DataFrame({"tenant": ["rho-050"] * 4, "scheduled_s": [0.5, 0.25, 1.75, 0.51]}, index=[10, 11, 12, 13])
     spans = pd.DataFrame(
         {
-            "request_id": [request_id("rho-050", 1.75), request_id("rho-050", 0.5)],
-            "compute_start_s": [2.0, 0.6],
-            "compute_end_s": [2.01, 0.612],
+            "request_id": [request_id("rho-050", t) for t in (1.75, 0.5, 0.51)],
+            "recv_start_s": [1.7501, 0.5001, 0.5101],
+            "queue_start_s": [1.7502, 0.5002, 0.5102],  # 0.51 queued while 0.5 ran: a busy turnaround
+            "compute_start_s": [2.0, 0.6, 0.6125],
+            "compute_end_s": [2.01, 0.612, 0.6225],
+            "send_end_s": [2.0103, 0.6123, 0.6228],
         }
     )
-    held = traced_service_ms(requests, spans)
-    assert held.index.tolist() == [10, 11, 12]
-    assert held[10] == pytest.approx(12.0) and math.isnan(held[11]) and held[12] == pytest.approx(10.0)
-    assert traced_service_ms(requests, None) is None
+    parts = traced_parts(requests, spans)
+    assert parts.index.tolist() == [10, 11, 12, 13] and parts.loc[11].isna().all()
+    assert parts.loc[10, "compute_ms"] == pytest.approx(12.0)
+    assert parts.loc[10, "held_ms"] == pytest.approx(12.5)  # 0.5 ms until the waiting 0.51 started
+    # The others had no one waiting behind them: they are given the median busy turnaround, 0.5 ms.
+    assert parts.loc[12, "held_ms"] == pytest.approx(10.5) and parts.loc[13, "held_ms"] == pytest.approx(10.5)
+    assert parts.loc[10, "server_io_ms"] == pytest.approx(0.1 + 0.3)
+    assert traced_parts(requests, None) is None
+
+
+def test_the_clients_share_is_the_probes_round_trip_outside_the_server():
+    spans = pd.DataFrame(
+        {
+            "warmup": [True, False, False, False],
+            "ok": [True, True, True, False],
+            "sent_s": [0.0, 1.0, 2.0, 3.0],
+            "recv_start_s": [0.9, 1.0001, 2.0002, 3.5],
+            "send_end_s": [0.95, 1.011, 2.011, 3.6],
+            "done_s": [1.0, 1.0112, 2.0113, 4.0],
+        }
+    )
+    assert client_share_ms(None, spans) == pytest.approx(0.4)  # median of 0.3 and 0.5; warm-up, failure out
+    assert math.isnan(client_share_ms(None, None))
 
 
 def test_a_run_with_no_traced_request_is_judged_on_its_arrivals():
     rng = np.random.default_rng(8)
     frame = requests_frame(np.sort(rng.uniform(0, 5, 200)), 0.010)
-    untraced = pd.Series(np.nan, index=frame.index)
-    rows = verdict_rows("rho-050", 0.5, frame, 5.0, 0.0, 40.0, 10.0, 0.0, traced_service_ms=untraced)
+    untraced = _traced(np.full(len(frame), np.nan), index=frame.index)
+    rows = verdict_rows("rho-050", 0.5, frame, 5.0, 0.0, 40.0, 10.0, 0.0, traced=untraced)
     latency = [r for r in rows if r["check"].endswith("latency")]
     assert {r["reference"] for r in latency} == {CONDITIONED}
     assert all(math.isnan(r["trace_ms"]) for r in latency)
