@@ -65,8 +65,8 @@ def traced_parts(requests: pd.DataFrame, spans: pd.DataFrame | None) -> pd.DataF
       QUEUE_START, and COMPUTE_END to the reply's send end. A perfect client waits for these too.
 
     Measured on three calibration runs (docs/benchmarks.md, "Where the calibration error goes"): the
-    turnaround is 0.05 ms, and the server's I/O 0.18-0.20 ms at the median. Judged with compute alone,
-    the server's own time, cold at idle arrivals, counted as the harness's error.
+    median turnaround was 0.04-0.05 ms, and the server's I/O 0.16-0.19 ms (0.11-0.15 ms in the hot
+    probe). Judged on compute alone, the server's own time counted as the harness's error.
     """
     if spans is None:
         return None
