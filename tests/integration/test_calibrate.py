@@ -82,6 +82,10 @@ def test_calibrate_quick_writes_a_finite_verdict_table_and_reruns_a_crashed_poin
     # Traced (the default): judged against the trace-driven reference, with the others beside it.
     assert set(latency["reference"]) == {"trace-driven"}, table[["deployment", "reference"]].drop_duplicates()
     assert (latency["expected"] == latency["trace_ms"]).all()
+    # The trace reference adds only the client's share of the probe's overhead; the server's is traced.
+    assert (table["client_ms"] > 0).all()
+    # Counted from when each request was sent, latency can only be lower: the lag is never negative.
+    assert (latency["error_without_lag"] <= latency["error"] + 1e-12).all()
     assert all(math.isfinite(v) for v in latency["conditioned_error"])
     assert all(0 < lo <= hi for lo, hi in zip(latency["band_lo_ms"], latency["band_hi_ms"], strict=True))
     assert all(math.isfinite(v) for v in latency["exact_error"])
@@ -107,5 +111,5 @@ def test_calibrate_untraced_is_judged_on_the_run_arrivals(tmp_path):
     table = pd.read_csv(out / "calibration.csv")
     latency = table[table["check"].str.endswith("latency")]
     assert set(latency["reference"]) == {"M/D/1 on the run's arrivals"}
-    assert latency["trace_ms"].isna().all()
+    assert latency["trace_ms"].isna().all() and table["client_ms"].isna().all()
     assert not (out / "rho-050" / "spans.parquet").exists()
