@@ -213,7 +213,7 @@ def markdown(table: pd.DataFrame) -> str:
         "",
         f"Fixed client + HTTP overhead added to the references on the run's arrivals and exact M/D/1: "
         f"{table['overhead_ms'].iloc[0]:.3f} ms (unloaded round trip minus the server's compute time)."
-        + _client_line(table["client_ms"].iloc[0]),
+        + _client_line(table),
         "",
         "| deployment | rho | service (ms) | check | measured | judged against | expected | error | without lag "
         "| tolerance | pass | on its arrivals | trace-driven | exact M/D/1 | 95% band | in band |",
@@ -239,9 +239,13 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _client_line(client_ms: float) -> str:
-    if not math.isfinite(client_ms):
+def _client_line(table: pd.DataFrame) -> str:
+    """What the trace-driven reference adds: nothing to say without one."""
+    client_ms = float(table["client_ms"].iloc[0])
+    if not table["trace_ms"].notna().any():
         return ""
+    if not math.isfinite(client_ms):  # the probe went untraced: the trace-driven one gets the whole overhead
+        return " The trace-driven reference gets the same, as the probe was not traced."
     return (
         f" Added to the trace-driven reference: {client_ms:.3f} ms, the client's and the loopback's own part of "
         "that round trip (sent to the server's receive start, and its send end to done); the trace holds the "
