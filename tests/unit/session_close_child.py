@@ -3,8 +3,10 @@ and Locust monkey-patches the standard library on import).
 
 Runs the real ``run_deployment`` on a scenario whose opening is cut short in four ways, and prints, as
 JSON per case: the outcome's status and reason, the record writers made, and the files left in the
-deployment's folder. Only ``server_for`` and, for one case, the record writers' ``close`` are replaced:
-no tritonserver is needed to reach the lines under test.
+deployment's folder. Two things are stand-ins, named here: ``server_for``, which raises instead of
+starting a tritonserver (none is needed to reach the lines under test), and the record writers'
+constructor, which makes real ``StreamWriter``s but raises Ctrl-C at the chosen step (and, in the
+closing case, as the request recorder closes).
 """
 
 from __future__ import annotations
