@@ -4,9 +4,9 @@
 
 For each traced deployment of each folder (``spans.parquet``): the median time a request held the
 instance beyond its compute (the busy turnaround), the median server I/O, both as
-``perseus.calibration.analysis.traced_parts`` computes them, and, for the probe, the client's share of
-the round trip (``client_share_ms``). The raw folders are not committed (3 MB a run); their verdict
-tables are. A reading, not a test.
+``perseus.calibration.analysis.traced_parts`` computes them, and the client's share of the round trip
+(``client_share_ms``; calibrate adds the probe's to the trace-driven reference). The raw folders are
+not committed (3 MB a run); their verdict tables are. A reading, not a test.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def parts(folder: Path) -> dict:
             "traced": int(traced["held_ms"].notna().sum()),
             "turnaround_ms_median": float(np.nanmedian(traced["held_ms"] - traced["compute_ms"])),
             "server_io_ms_median": float(np.nanmedian(traced["server_io_ms"])),
-            "client_share_ms": analysis.client_share_ms(requests, spans),
+            "client_share_ms": analysis.client_share_ms(spans),
         }
     return out
 

@@ -91,7 +91,7 @@ def traced_parts(requests: pd.DataFrame, spans: pd.DataFrame | None) -> pd.DataF
     return parts.reindex(ids).set_axis(requests.index)
 
 
-def client_share_ms(probe_requests: pd.DataFrame, probe_spans: pd.DataFrame | None) -> float:
+def client_share_ms(probe_spans: pd.DataFrame | None) -> float:
     """The client's and the loopback's own part of the unloaded round trip (ms, median over the probe's
     traced requests): sent to the server's receive start, and the reply's send end to done. NaN untraced.
     """

@@ -130,7 +130,7 @@ def _measure(
     if math.isnan(service_ms):
         service_ms = settings.service_ms
     overhead_ms = analysis.client_overhead_ms(requests, service_ms)
-    client_ms = analysis.client_share_ms(requests, _spans(run_dir, PROBE))
+    client_ms = analysis.client_share_ms(_spans(run_dir, PROBE))
 
     rates = {label(rho): rho / (service_ms / 1e3) for rho in settings.rhos}
     scenario = scenario_for(settings, repo, rates)

@@ -213,8 +213,8 @@ def test_the_clients_share_is_the_probes_round_trip_outside_the_server():
             "done_s": [1.0, 1.0112, 2.0113, 4.0],
         }
     )
-    assert client_share_ms(None, spans) == pytest.approx(0.4)  # median of 0.3 and 0.5; warm-up, failure out
-    assert math.isnan(client_share_ms(None, None))
+    assert client_share_ms(spans) == pytest.approx(0.4)  # median of 0.3 and 0.5; warm-up, failure out
+    assert math.isnan(client_share_ms(None))
 
 
 def test_a_run_with_no_traced_request_is_judged_on_its_arrivals():
