@@ -29,8 +29,7 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self.seen = False
-        self._holding = False
-        self._held = 0  # interrupts remembered, and not raised, inside held()
+        self._holding = False  # inside held(), until its first interrupt: that one is not raised
         self._previous: dict[int, object] = {}
         self._previous_hook = None
 
@@ -51,15 +50,15 @@ class InterruptGuard:
 
     def _handle(self, signum, frame) -> None:
         self.seen = True
-        if self._holding and self._held == 0:
-            self._held += 1
+        if self._holding:
+            self._holding = False  # the next one goes through
             return
         self._previous[signum](signum, frame)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """The first interrupt inside is remembered (``seen``) and not raised; a second one is raised."""
-        self._holding, self._held = True, 0
+        self._holding = True
         try:
             yield
         finally:
