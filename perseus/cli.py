@@ -241,10 +241,11 @@ def calibrate(
 
     Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
-    p50/p90/p95/p99 with the same queue fed each traced request's own service time (trace-driven, the
-    verdict while tracing), M/D/1 on the run's own scheduled arrivals (Lindley's recursion; the verdict
-    untraced), and the exact M/D/1 distribution (Erlang/Crommelin) with its 95% band for runs that long.
-    Also reports the harness's own scheduled-to-sent lag and achieved rate. Writes calibration.csv/.md
+    p50/p90/p95/p99 with the same queue fed each traced request's own time on the instance, plus its
+    traced server I/O (trace-driven, the verdict while tracing), M/D/1 on the run's own scheduled
+    arrivals (Lindley's recursion; the verdict untraced), and the exact M/D/1 distribution
+    (Erlang/Crommelin) with its 95% band for runs that long. Also reports the harness's own
+    scheduled-to-sent lag, each error without that lag, and the achieved rate. Writes calibration.csv/.md
     to the run folder. A utilisation whose traced server crashes (Triton 2.51's tracer has a known
     crash under load) is run once more from the same schedule; the crashed attempt is kept beside it.
     """
