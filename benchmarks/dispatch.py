@@ -150,6 +150,17 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def voluntary_switches(pid: int | None = None) -> int:
+    """How often a process's threads went to sleep, all together (/proc/PID/task/*/status). Each sleep
+    is a wake-up later, the cost that dominates a generator's CPU between sparse arrivals
+    (benchmarks/wake_cost.py). A thread that exits between the two readings is not counted."""
+    total = 0
+    for task in Path(f"/proc/{pid or os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError), open(task / "status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+    return total
+
+
 def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) -> dict:
     tenant = f"{design}-{int(rate)}"
     rng = arrivals.tenant_rng(SEED, "dispatch")  # the same schedule for every design at a rate
@@ -182,14 +193,14 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
             next_flush = now + RECORD_FLUSH_PERIOD_S
             recorder.flush()
         if 0 <= now <= duration_s and (not marks or now + TICK_S > duration_s):
-            marks.append((now, time.process_time(), machine_busy_s()))
+            marks.append((now, time.process_time(), machine_busy_s(), voluntary_switches()))
 
     try:
         with gevent_sockets() if sockets == "gevent-socket" else contextlib.nullcontext():
             run.run(tick, tick_s=TICK_S)
     finally:
         recorder.close()
-    (t_a, cpu_a, busy_a), (t_b, cpu_b, busy_b) = marks[0], marks[-1]
+    (t_a, cpu_a, busy_a, sw_a), (t_b, cpu_b, busy_b, sw_b) = marks[0], marks[-1]
     wall, cpu = t_b - t_a, cpu_b - cpu_a
     others = busy_b - busy_a - cpu
     frame = pq.read_table(path).to_pandas()
@@ -209,6 +220,7 @@ def one_run(url: str, design: str, rate: float, duration_s: float, tmp: Path) ->
         "cpu_percent": 100.0 * cpu / wall,
         "cpu_us_per_request": 1e6 * cpu / in_window if in_window else float("nan"),
         "others_cores": max(0.0, others / wall),
+        "sleeps_per_request": (sw_b - sw_a) / in_window if in_window else float("nan"),
     }
 
 
@@ -229,12 +241,13 @@ def perf_analyzer_run(url: str, rate: float) -> dict:
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     time.sleep(2.0)  # past its start-up and first requests
     t_a, cpu_a, busy_a = time.perf_counter(), sum(proc.cpu_times()[:2]), machine_busy_s()
+    sw_a = voluntary_switches(proc.pid)
     end = t_a + PA_WINDOW_MS * PA_WINDOWS / 1e3 - 3.0  # inside its last window
-    marks = (t_a, cpu_a, busy_a)
+    marks = (t_a, cpu_a, busy_a, sw_a)
     while time.perf_counter() < end and proc.poll() is None:
         time.sleep(0.25)
         if proc.poll() is None:
-            marks = (time.perf_counter(), sum(proc.cpu_times()[:2]), machine_busy_s())
+            marks = (time.perf_counter(), sum(proc.cpu_times()[:2]), machine_busy_s(), voluntary_switches(proc.pid))
     proc.wait(timeout=120)
     wall, cpu = marks[0] - t_a, marks[1] - cpu_a
     others = marks[2] - busy_a - cpu
@@ -251,20 +264,21 @@ def perf_analyzer_run(url: str, rate: float) -> dict:
         "cpu_percent": 100.0 * cpu / wall,
         "cpu_us_per_request": 1e6 * cpu / (rate * wall),  # at the rate asked: it sends open loop
         "others_cores": max(0.0, others / wall),
+        "sleeps_per_request": (marks[3] - sw_a) / (rate * wall),
     }
 
 
 def table(rows: list[dict]) -> str:
     lines = [
         "| rate (req/s) | design | lag p50 (ms) | lag p99 (ms) | lag max (ms) | generator CPU (% core) "
-        "| CPU/request (µs) | others (cores) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| CPU/request (µs) | sleeps/request | others (cores) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['rate']:.0f} | {r['design']} | {r['lag_p50_ms']:.3f} | {r['lag_p99_ms']:.3f} "
             f"| {r['lag_max_ms']:.2f} | {r['cpu_percent']:.1f} | {r['cpu_us_per_request']:.0f} "
-            f"| {r['others_cores']:.2f} |"
+            f"| {r.get('sleeps_per_request', float('nan')):.2f} | {r['others_cores']:.2f} |"
         )
     return "\n".join(lines)
 
