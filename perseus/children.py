@@ -9,8 +9,9 @@ Two mechanisms, because neither is enough alone:
 - A watchdog: one small process per perseus process, in a session of its own and detached from
   perseus, reading a pipe whose only writer is perseus. However perseus dies, the kernel closes that
   pipe; the watchdog reads end-of-file, SIGKILLs every process group still registered with it, then
-  runs every cleanup command still registered (``docker rm -f``). That reaches the Python-backend
-  stubs, which are tritonserver's children in its process group.
+  runs every cleanup command still registered (``docker rm -f``) and removes every file still
+  registered (the Python backend's shared-memory regions, which only a live tritonserver removes).
+  That reaches the Python-backend stubs, which are tritonserver's children in its process group.
 
 Measured on this project's 2-core machine (Triton 2.51 from nvidia-pytriton, lstm_tiny): a stub does
 not notice that its tritonserver was SIGKILLed while the server is an unreaped zombie (still alive
@@ -159,11 +160,15 @@ COMMAND_TIMEOUT_S = 60.0  # for each cleanup command the watchdog runs once pers
 
 
 def _fire(armed: Iterable[dict]) -> None:
-    """What the watchdog does at end-of-file: kill the groups (at once), then run the commands."""
+    """What the watchdog does at end-of-file: kill the groups (at once), remove the files, then run the commands."""
     armed = list(armed)
     for entry in armed:
         if "group" in entry:
             _killpg(*entry["group"], signal.SIGKILL)
+    for entry in armed:
+        for path in entry.get("unlink", ()):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     for entry in armed:
         if "run" in entry:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -373,12 +378,31 @@ def disown(pgid: int) -> None:
         _WATCHDOG.disarm(key)
 
 
-class Cleanup:
-    """A command the watchdog runs if perseus dies before ``release()`` (see ``when_perseus_dies``)."""
+def group_cmdlines(pgid: int) -> dict[int, list[str]]:
+    """The argv of every live process in process group ``pgid`` (from /proc; empty without it)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return {}
+    out = {}
+    for pid in pids:
+        stat = _stat(pid)
+        if stat is None or stat[1] != pgid:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out[pid] = [arg.decode(errors="replace") for arg in f.read().split(b"\0")[:-1]]
+        except OSError:
+            continue
+    return out
 
-    def __init__(self, argv: Sequence[str]):
-        self.argv = list(argv)
-        self._key: str | None = _WATCHDOG.arm({"run": self.argv})
+
+class Cleanup:
+    """What the watchdog does if perseus dies before ``release()``: run a command
+    (``when_perseus_dies``) or remove files (``remove_when_perseus_dies``)."""
+
+    def __init__(self, entry: dict):
+        self._key: str | None = _WATCHDOG.arm(entry)
 
     def release(self) -> None:
         key, self._key = self._key, None
@@ -388,7 +412,12 @@ class Cleanup:
 
 def when_perseus_dies(argv: Sequence[str]) -> Cleanup:
     """Have the watchdog run ``argv`` (an argv list, no shell) if perseus dies before ``release()``."""
-    return Cleanup(argv)
+    return Cleanup({"run": list(argv)})
+
+
+def remove_when_perseus_dies(paths: Iterable[str]) -> Cleanup:
+    """Have the watchdog remove these files (after killing the groups) if perseus dies before ``release()``."""
+    return Cleanup({"unlink": [str(p) for p in paths]})
 
 
 if __name__ == "__main__":

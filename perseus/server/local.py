@@ -50,6 +50,16 @@ _LOADED = re.compile(rb"successfully loaded '([^']+)'")
 _UNLOADED = re.compile(rb"successfully unloaded '([^']+)'")
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 
+# Each Python-backend stub shares tensors with tritonserver through a POSIX shared-memory region that
+# the server creates and removes at unload; the stub's argv[2] names it. A server killed before its
+# unloads (SIGKILL, a crash, the OOM killer) leaves the region in /dev/shm for good: 1 MiB or more per
+# stub and per kill (three were left by tests/integration/test_faults.py alone). So the regions are
+# read off the stubs once the server is ready, removed after stop(), and by the watchdog should
+# perseus die first.
+SHM_DIR = Path("/dev/shm")  # noqa: S108 - where POSIX shm_open puts regions on Linux, not a temporary file
+_STUB = "triton_python_backend_stub"
+_REGION = re.compile(r"triton_python_backend_shm_region_[A-Za-z0-9_-]+")
+
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
@@ -63,6 +73,15 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:  # a real-time signal, which has no name
         return f"signal {number}"
+
+
+def stub_regions(cmdlines: Mapping[int, list[str]]) -> set[str]:
+    """The shared-memory regions (names in SHM_DIR) that the Python-backend stubs among ``cmdlines`` use."""
+    return {
+        argv[2]
+        for argv in cmdlines.values()
+        if len(argv) > 2 and Path(argv[0]).name == _STUB and _REGION.fullmatch(argv[2])
+    }
 
 
 def load_failures(log_text: str) -> list[str]:
@@ -104,6 +123,8 @@ class LocalServer:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._backend_tmp: tempfile.TemporaryDirectory | None = None
+        self._regions: set[str] = set()  # the stubs' shared memory, removed after stop (see SHM_DIR)
+        self._regions_guard: children.Cleanup | None = None
         self._log_offset = 0
         self.url = self.metrics_url = self.grpc_address = ""
 
@@ -123,6 +144,7 @@ class LocalServer:
                     return
                 stop_group(self._proc)
                 self._proc = None
+                self._remove_regions()
         except BaseException:
             self.stop()
             raise
@@ -160,15 +182,39 @@ class LocalServer:
             env={**install.environment(), **self.extra_env},
         )
 
+    def _note_regions(self) -> None:
+        """Read the stubs' regions off their argv, and have the watchdog remove them should perseus die."""
+        found = stub_regions(children.group_cmdlines(self._proc.pid)) - self._regions
+        if found:
+            self._regions |= found
+            guard = self._regions_guard
+            self._regions_guard = children.remove_when_perseus_dies(SHM_DIR / name for name in sorted(self._regions))
+            if guard is not None:
+                guard.release()
+
+    def _remove_regions(self) -> None:
+        """Remove what a server killed before its unloads left (a server that stopped cleanly left nothing)."""
+        for name in self._regions:
+            with contextlib.suppress(FileNotFoundError):
+                (SHM_DIR / name).unlink()
+        self._regions = set()
+        if self._regions_guard is not None:
+            self._regions_guard.release()
+            self._regions_guard = None
+
     def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
         """True once ready; False if it exited because a port was taken (and a retry is allowed)."""
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
+            # On every poll, not only once ready: a server that exits during startup (a port taken after
+            # its models loaded) leaves its stubs' regions too. About 1 ms per look (/proc, 70 processes).
+            self._note_regions()
             if self._proc.poll() is not None:
                 if retry_if_port_taken and self._port_taken():
                     return False
                 raise self._startup_error(f"tritonserver exited with code {self._proc.returncode} during startup")
             if http_ok(f"{self.url}/v2/health/ready"):
+                self._note_regions()
                 return True
             time.sleep(POLL_S)
         raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
@@ -215,9 +261,12 @@ class LocalServer:
         return f"tritonserver exited unexpectedly (pid {self.pid()}, exit code {code})"
 
     def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._note_regions()  # a stub that Triton restarted since start() has a region of its own
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_group(proc, None if self.writes_at_exit else self._unloaded)
+        self._remove_regions()
         if self._log is not None:
             self._log.close()
             self._log = None

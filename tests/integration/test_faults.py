@@ -24,6 +24,7 @@ import pytest
 
 from perseus import results
 from perseus.records import read_stream
+from perseus.server.local import SHM_DIR, stub_regions
 from tests.conftest import PLANTED_SECRETS, REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,20 @@ def processes_of(marker: Path) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
+
+
+def regions_of(server: psutil.Process) -> set[str]:
+    """The shared-memory regions of the server's Python-backend stubs (at least one: lstm_tiny's)."""
+    regions = stub_regions({p.pid: p.cmdline() for p in server.children(recursive=True)})
+    assert regions
+    return regions
+
+
+def assert_regions_gone(regions: set[str], grace_s: float = 5.0) -> None:
+    deadline = time.monotonic() + grace_s
+    while (left := [r for r in regions if (SHM_DIR / r).exists()]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == []
 
 
 def assert_no_orphans(marker: Path, grace_s: float = 5.0) -> None:
@@ -204,6 +219,7 @@ def test_server_killed_mid_run(live):
     duration = 8
     run = live(duration)
     before = run.wait_measuring(min_records=2 * RATE)  # ~2 s of requests done
+    regions = regions_of(run.server())
     run.server().send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     code = run.wait(timeout_s=60)
@@ -248,6 +264,7 @@ def test_server_killed_mid_run(live):
     assert "failed" in report
     assert list(run.run_dir.rglob("*.arrows")) == []
     assert_no_orphans(run.marker)
+    assert_regions_gone(regions, grace_s=0)  # removed by perseus itself, before it exited
 
 
 def test_server_stalled_then_resumed(live):
@@ -310,7 +327,9 @@ def test_sigkill_leaves_no_server_process(live):
     server = run.server()
     stubs = server.children(recursive=True)
     assert stubs and {p.name() for p in stubs} == {"triton_python_backend_stub"}, stubs
+    regions = regions_of(server)
     took = _killed_leaves_nothing(run, [server, *stubs])
+    assert_regions_gone(regions)  # by the watchdog
     print(f"server and {len(stubs)} stub(s) gone {took:.2f} s after SIGKILL")
 
 

@@ -2,6 +2,7 @@
 writes files at exit (trace files), when it exits on its own. Either way nothing of it is left."""
 
 import os
+import signal
 from pathlib import Path
 
 import psutil
@@ -9,7 +10,7 @@ import pytest
 
 from perseus.calibration.model import NAME, write_repository
 from perseus.server import tracing
-from perseus.server.local import LocalServer
+from perseus.server.local import SHM_DIR, LocalServer, stub_regions
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +43,19 @@ def test_a_server_that_writes_at_exit_exits_on_its_own(tmp_path):
     log, alive, left = _stop(tmp_path, extra_args=args, writes_at_exit=True)
     assert "Found 0 live models" in log  # its own last check before exiting
     assert not alive and not left
+
+
+def test_a_server_killed_before_its_unloads_leaves_no_shared_memory(tmp_path):
+    """SIGKILL leaves tritonserver no chance to remove its stubs' regions: stop() removes them."""
+    server = LocalServer(write_repository(tmp_path / "repo", 1.0), tmp_path / "server.log")
+    server.start()
+    try:
+        stubs = psutil.Process(server.pid()).children(recursive=True)
+        regions = stub_regions({p.pid: p.cmdline() for p in stubs})
+        assert len(regions) == len(stubs) >= 1
+        os.kill(server.pid(), signal.SIGKILL)
+        psutil.Process(server.pid()).wait(timeout=10)
+        assert all((SHM_DIR / name).exists() for name in regions)  # what the kill left
+    finally:
+        server.stop()
+    assert not any((SHM_DIR / name).exists() for name in regions)

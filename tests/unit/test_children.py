@@ -171,6 +171,41 @@ def test_a_cleanup_command_runs_when_perseus_is_sigkilled(tmp_path: Path):
     assert not released.exists()
 
 
+def test_files_registered_for_removal_go_when_perseus_is_sigkilled(tmp_path: Path):
+    """What the Python backend's shared-memory regions get (perseus.server.local.SHM_DIR)."""
+    kept, removed, released = tmp_path / "kept", tmp_path / "removed", tmp_path / "released"
+    for path in (kept, removed, released):
+        path.write_text("x")
+    body = f"""
+    children.remove_when_perseus_dies([{str(removed)!r}, {str(tmp_path / "never-there")!r}])
+    children.remove_when_perseus_dies([{str(released)!r}]).release()
+    print("{{}}", flush=True)
+    """
+    parent = Parent(body)
+    time.sleep(0.5)
+    assert removed.exists()
+    parent.kill()
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while removed.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not removed.exists()  # a path already gone does not stop the rest
+    assert kept.exists() and released.exists()
+
+
+def test_group_cmdlines_lists_the_members_of_a_group():
+    leader = children.spawn([sys.executable, "-c", LEADER], stdout=subprocess.PIPE, text=True)
+    try:
+        member = int(leader.stdout.readline())
+        found = children.group_cmdlines(leader.pid)
+        assert set(found) == {leader.pid, member}
+        assert found[leader.pid][:2] == [sys.executable, "-c"]
+        assert found[member][-1] == "import time; time.sleep(120)"
+        assert children.group_cmdlines(os.getpgid(0)).get(leader.pid) is None  # not in perseus's own group
+    finally:
+        stop_group(leader)
+        leader.stdout.close()
+
+
 # -- the parent-death signal -----------------------------------------------------------------------
 def test_die_with_parent_kills_the_child_when_perseus_dies():
     body = """

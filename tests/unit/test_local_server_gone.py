@@ -4,7 +4,7 @@ import signal
 import subprocess
 import sys
 
-from perseus.server.local import CRASHED, LocalServer, signal_name
+from perseus.server.local import CRASHED, LocalServer, signal_name, stub_regions
 from perseus.server.tracing import CRASH_NOTE
 
 
@@ -35,3 +35,16 @@ def test_a_kill_from_outside_and_an_exit_are_not_crashes(tmp_path):
 
 def test_a_signal_without_a_name():
     assert signal_name(signal.SIGRTMIN + 1) == f"signal {signal.SIGRTMIN + 1}"
+
+
+def test_stub_regions_are_read_off_the_stubs_argv_only():
+    region = "triton_python_backend_shm_region_26908df0-5ede-4640-bd58-183afdbfde65"
+    stub = "/tmp/perseus-backends-x/python/triton_python_backend_stub"
+    cmdlines = {
+        1: [stub, "/repo/m/1/model.py", region, "1048576", "1048576", "1938"],
+        2: ["/opt/tritonserver", "--model-repository=/repo", region + "-server"],  # not a stub
+        3: [stub, "/repo/m/1/model.py", "../../etc/passwd", "1048576"],  # not a region's name
+        4: [stub, "/repo/m/1/model.py"],  # too short
+        5: [],  # a zombie's empty cmdline
+    }
+    assert stub_regions(cmdlines) == {region}
