@@ -157,17 +157,28 @@ def load_scenario(
     return scenario, raw
 
 
-def open_loop_only(scenario_file: Path) -> Callable[[Scenario], None]:
-    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop; and they
-    measure one serving framework (``server.kind``), so ``[run] servers`` is refused rather than ignored."""
+def one_framework(scenario_file: Path, what: str = "a search") -> Callable[[Scenario], None]:
+    """A check for ``prepare``: the command measures one serving framework (``server.kind``), so ``[run]
+    servers`` is refused rather than ignored."""
 
     def check(scenario: Scenario) -> None:
         if scenario.run.servers:
             raise InputError(
                 str(scenario_file),
                 "run.servers",
-                "is for `perseus run`; a search measures one framework: set server.kind instead",
+                f"is for `perseus run` and `perseus ui`; {what} measures one framework: set server.kind instead",
             )
+
+    return check
+
+
+def open_loop_only(scenario_file: Path) -> Callable[[Scenario], None]:
+    """A check for ``prepare``: capacity searches scale rates, so every tenant must be open loop; and they
+    measure one serving framework (``one_framework``)."""
+    same_framework = one_framework(scenario_file)
+
+    def check(scenario: Scenario) -> None:
+        same_framework(scenario)
         for i, tenant in enumerate(scenario.tenants):
             if not tenant.load.open_loop:
                 raise InputError(

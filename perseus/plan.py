@@ -80,22 +80,31 @@ def plan(scenario: Scenario) -> list[Deployment]:
         first += [embedded(n) for n in names]
     if "external" not in scenario.run.strategies:
         first = [d for d in first if d.strategy != "external"]
-    if scenario.run.servers:
-        # Interleaved like trials (each deployment on every kind in turn), so drift spreads over the kinds.
-        # Embedded deployments have no server: they run once, under their own name.
-        first = [
-            replace(d, name=f"{d.name}{SERVER_SEPARATOR}{kind}", server=kind, layout=d.name)
-            if d.strategy == "external"
-            else d
-            for d in first
-            for kind in (scenario.run.servers if d.strategy == "external" else [None])
-        ]
+    first = on_each_server(scenario, first)
     trials = [
         replace(d, name=f"{d.name}-t{k}", base=d.name, trial=k)
         for k in range(2, scenario.run.repeat + 1)
         for d in first
     ]
     return first + trials
+
+
+def on_each_server(scenario: Scenario, deployments: list[Deployment]) -> list[Deployment]:
+    """With ``[run] servers``, each deployment on a server once per kind, as ``<deployment>@<kind>``;
+    without, the deployments as they are.
+
+    Interleaved like trials (each deployment on every kind in turn), so drift spreads over the kinds.
+    Embedded deployments have no server: they stay once, under their own name.
+    """
+    if not scenario.run.servers:
+        return list(deployments)
+    return [
+        replace(d, name=f"{d.name}{SERVER_SEPARATOR}{kind}", server=kind, layout=d.name)
+        if d.strategy == "external"
+        else d
+        for d in deployments
+        for kind in (scenario.run.servers if d.strategy == "external" else [None])
+    ]
 
 
 # A probe lengthens itself (up to this many times the scenario's duration) so that even at a low

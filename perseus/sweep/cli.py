@@ -52,7 +52,14 @@ def sweep_command(
         duration, warmup = duration or QUICK_DURATION_S, QUICK_WARMUP_S if warmup is None else warmup
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
     with errors():
-        ready = checks.prepare(scenario_file, duration_s=duration, warmup_s=warmup, baselines=False, say=RunDisplay.say)
+        ready = checks.prepare(
+            scenario_file,
+            duration_s=duration,
+            warmup_s=warmup,
+            baselines=False,
+            checks=checks.one_framework(scenario_file, "a sweep"),
+            say=RunDisplay.say,
+        )
         points = sweep.check(ready)
         run_dir, manifest = sweep.open_dir(out, ready, points, command_line())
         with RunDisplay(len(sweep.pending_points(run_dir, points, limit))) as display:

@@ -20,7 +20,7 @@ import typer
 
 from perseus.errors import InputError, PerseusError, ServerError, did_you_mean
 from perseus.exits import EXIT_INTERRUPTED, command_line, exit_for, terminate_as_interrupt
-from perseus.plan import Deployment, group, scenario_for, shared, solo
+from perseus.plan import Deployment, group, on_each_server, scenario_for, shared, solo
 from perseus.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -83,7 +83,11 @@ def port_problem(host_: str, port: int) -> str | None:
 def ui_command(
     scenario_file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/smoke.toml.")],
     deployment: Annotated[
-        str, typer.Option(help="Which deployment to serve and drive: 'shared' or 'solo-<tenant>'.")
+        str,
+        typer.Option(
+            help="Which deployment to serve and drive: 'shared', 'solo-<tenant>' or a [[deployments]] group; with"
+            " [run] servers, one of them on one kind, e.g. 'shared@mlserver'."
+        ),
     ] = "shared",
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web UI.")] = DEFAULT_WEB_PORT,
     web_host: Annotated[
@@ -140,12 +144,16 @@ def ui_command(
 
 
 def _deployment(scenario: Scenario, name: str) -> Deployment:
-    """The deployment the user named: a [[deployments]] group, the shared server, or a tenant's solo baseline."""
-    candidates = [
-        *(group(scenario, g.name) for g in scenario.deployments),
-        shared(scenario),
-        *(solo(t.name) for t in scenario.tenants),
-    ]
+    """The deployment the user named: a [[deployments]] group, the shared server, or a tenant's solo baseline;
+    with ``[run] servers``, each of them on one kind, as `perseus run` names them (``shared@mlserver``)."""
+    candidates = on_each_server(
+        scenario,
+        [
+            *(group(scenario, g.name) for g in scenario.deployments),
+            shared(scenario),
+            *(solo(t.name) for t in scenario.tenants),
+        ],
+    )
     for candidate in candidates:
         if candidate.name == name:
             return candidate

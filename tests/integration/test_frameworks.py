@@ -205,18 +205,19 @@ def test_doctor_names_the_install_command(tmp_path: Path):
     assert "perseus servers install bentoml" in text
 
 
-def test_a_capacity_search_refuses_run_servers(tmp_path: Path):
-    """A search measures one framework: [run] servers would be ignored there, so it is refused (exit 2)."""
+@pytest.mark.parametrize(("command", "what"), [("capacity", "a search"), ("plan", "a search"), ("sweep", "a sweep")])
+def test_one_framework_commands_refuse_run_servers(tmp_path: Path, command: str, what: str):
+    """A search or a sweep measures one framework: [run] servers would be ignored there, so it is refused (exit 2)."""
     scenario = tmp_path / "servers.toml"
     scenario.write_text(
         SCENARIO.format(kind="triton", models=MODELS, duration=DURATION).replace(
             "baselines = false", 'baselines = false\nservers = ["triton", "mlserver"]'
         )
     )
-    proc = run_cli(["capacity", scenario, "--quick", "--out", tmp_path / "out"], tmpdir=tmp_path / "tmp")
+    proc = run_cli([command, scenario, "--quick", "--out", tmp_path / "out"], tmpdir=tmp_path / "tmp")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"perseus: {scenario}: run.servers: is for `perseus run`; a search measures one framework: "
+        f"perseus: {scenario}: run.servers: is for `perseus run` and `perseus ui`; {what} measures one framework: "
         "set server.kind instead"
     ]
     assert not (tmp_path / "out").exists()

@@ -87,6 +87,21 @@ def test_deployments():
         _deployment(scenario, "solo-nobody")
 
 
+def test_deployments_on_each_server_kind():
+    """With [run] servers, the UI serves any deployment of `perseus run` on one kind, by the same name."""
+    from perseus.plan import plan, scenario_for
+    from perseus.scenario import load
+
+    scenario, _ = load(REPO_ROOT / "scenarios" / "smoke.toml")
+    scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"servers": ["triton", "mlserver"]})})
+    chosen = _deployment(scenario, "solo-series@mlserver")
+    assert chosen.tenants == ("series",) and chosen.server == "mlserver"
+    assert scenario_for(scenario, chosen).server.kind == "mlserver"
+    assert chosen in plan(scenario)  # the very deployment `perseus run` measures under that name
+    with pytest.raises(InputError, match="choose: shared@triton, shared@mlserver, solo-vision@triton"):
+        _deployment(scenario, "shared")  # ambiguous: which kind is for the user to say
+
+
 TINY_APP = """
 import typer
 from perseus.ui import ui_command
