@@ -68,6 +68,16 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
+def log_since(path: Path, offset: int) -> bytes:
+    """A server log from ``offset`` on: one launch's part of it (empty if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
+
+
 def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -220,13 +230,7 @@ class LocalServer:
         raise self._startup_error(f"tritonserver not ready after {self.startup_timeout_s:g} s")
 
     def _launch_log(self) -> bytes:
-        """This launch's part of the server log (empty if it cannot be read)."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read()
-        except OSError:
-            return b""
+        return log_since(self.log_path, self._log_offset)
 
     def _port_taken(self) -> bool:
         """Whether this launch's part of the log says a port was already in use."""

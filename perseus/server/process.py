@@ -20,7 +20,7 @@ from perseus import children
 from perseus.errors import ServerError
 from perseus.ports import LOOPBACK, free_ports
 from perseus.server.frameworks import Environment
-from perseus.server.local import POLL_S, PORT_ATTEMPTS, log_tail, stop_group
+from perseus.server.local import POLL_S, PORT_ATTEMPTS, log_since, log_tail, stop_group
 
 # What uvicorn (MLServer, BentoML) logs when a port is taken ("[Errno 98] ... address already in use").
 PORT_TAKEN = b"address already in use"
@@ -98,12 +98,7 @@ class FrameworkServer:
         )
 
     def _this_launch(self) -> bytes:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read()
-        except OSError:
-            return b""
+        return log_since(self.log_path, self._log_offset)
 
     def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
         """True once ready; False if it exited because a port was taken (and a retry is allowed)."""
