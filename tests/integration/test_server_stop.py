@@ -1,14 +1,15 @@
-"""How a local tritonserver is stopped: killed once its log says every model is unloaded, unless it
-writes files at exit (trace files), when it exits on its own. Either way nothing of it is left."""
+"""How a local tritonserver is stopped: killed at once, unless it writes files at exit (trace files), when
+it exits on its own. Either way nothing of it is left, in the process table or in /dev/shm."""
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from perseus.calibration.model import NAME, write_repository
+from perseus.calibration.model import write_repository
 from perseus.server import tracing
 from perseus.server.local import SHM_DIR, LocalServer, stub_regions
 
@@ -20,27 +21,32 @@ def _regions() -> set[str]:
     return {f for f in os.listdir("/dev/shm") if f.startswith("triton_python_backend_shm_region")}
 
 
-def _stop(tmp_path: Path, **kwargs) -> tuple[str, list[int], set[str]]:
-    """Start and stop a server; its log, the pids of its group still alive, the regions it left."""
+def _stop(tmp_path: Path, **kwargs) -> tuple[str, list[int], set[str], float]:
+    """Start and stop a server; its log, the pids of its group still alive, the regions it left, and
+    how long stop() took."""
     before = _regions()
     server = LocalServer(write_repository(tmp_path / "repo", 1.0), tmp_path / "server.log", **kwargs)
     server.start()
     group = [server.pid(), *(c.pid for c in psutil.Process(server.pid()).children(recursive=True))]
     assert len(group) >= 2  # the server and its model's Python-backend stub
+    assert _regions() - before  # the stub's region, which only an unload removes
+    started = time.perf_counter()
     server.stop()
+    took = time.perf_counter() - started
     alive = [pid for pid in group if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    return (tmp_path / "server.log").read_text(), alive, _regions() - before
+    return (tmp_path / "server.log").read_text(), alive, _regions() - before, took
 
 
-def test_an_untraced_server_is_stopped_once_its_models_are_unloaded(tmp_path):
-    log, alive, left = _stop(tmp_path)
-    assert f"successfully unloaded '{NAME}'" in log  # the stub ended and freed its memory first
+def test_an_untraced_server_is_killed_at_once_and_leaves_nothing(tmp_path):
+    log, alive, left, took = _stop(tmp_path)
+    assert "Signal (15) received" not in log and "successfully unloaded" not in log  # no unload waited for
     assert not alive and not left
+    assert took < 1.0  # an unload alone took 1.2 s (perseus/server/local.py)
 
 
 def test_a_server_that_writes_at_exit_exits_on_its_own(tmp_path):
     args = tracing.server_args(tmp_path / "trace", 1)
-    log, alive, left = _stop(tmp_path, extra_args=args, writes_at_exit=True)
+    log, alive, left, _ = _stop(tmp_path, extra_args=args, writes_at_exit=True)
     assert "Found 0 live models" in log  # its own last check before exiting
     assert not alive and not left
 
