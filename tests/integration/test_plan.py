@@ -11,12 +11,28 @@ from tests.conftest import REPO_ROOT, kill_ours, run_cli
 pytestmark = pytest.mark.integration
 
 
+# Shorter than --quick's probes (3 s after 1 s of warm-up), to keep the suite short: 2 s probes still
+# gather the requests validity asks of this copy of the smoke scenario (probes at a low scale lengthen
+# themselves to gather them), and the SLAs (100 ms) sit far above the tiny models' latencies.
+PROBE_FLAGS = ["--quick", "--duration", "2", "--warmup", "0.5"]
+
+
+def smoke_copy() -> str:
+    """scenarios/smoke.toml with its models found from anywhere and validity's minimums for 2 s probes."""
+    text = (REPO_ROOT / "scenarios" / "smoke.toml").read_text()
+    text = text.replace(
+        'model_repository = "../model_repository"', f'model_repository = "{REPO_ROOT / "model_repository"}"'
+    )
+    return text.replace("min_duration_s = 2", "min_duration_s = 1").replace("min_requests = 50", "min_requests = 30")
+
+
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
     base = tmp_path_factory.mktemp("plan")
     out, marker = base / "plan", base / "tmp"
+    (base / "smoke.toml").write_text(smoke_copy())
     try:
-        proc = run_cli(["plan", "scenarios/smoke.toml", "--quick", "--out", out], tmpdir=marker, timeout=900)
+        proc = run_cli(["plan", base / "smoke.toml", *PROBE_FLAGS, "--out", out], tmpdir=marker, timeout=900)
     finally:
         kill_ours(marker)
     return proc, out, base
@@ -59,7 +75,7 @@ def test_plan_toml_runs_the_packing(planned):
 def test_resume_replays_the_committed_probes(planned):
     _, out, base = planned
     before = sorted(p.name for p in (out / "probes").iterdir())
-    proc = run_cli(["plan", "scenarios/smoke.toml", "--quick", "--out", out], tmpdir=base / "tmp3", timeout=600)
+    proc = run_cli(["plan", base / "smoke.toml", *PROBE_FLAGS, "--out", out], tmpdir=base / "tmp3", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in (out / "probes").iterdir()) == before  # nothing new measured
 
@@ -69,18 +85,15 @@ def test_variants_and_capacity_from_other_hardware(planned):
     (g4dn.xlarge) in with --from: both vision variants are measured alone, the cheapest options win whatever
     folder they come from, and a group that comes from the other folder is named as not rerun here."""
     _, first, base = planned
-    text = (REPO_ROOT / "scenarios" / "smoke.toml").read_text()
+    text = smoke_copy()
     text = text.replace('model = "resnet_tiny"', 'models = ["resnet_tiny", "bert_tiny"]')
     text = text.replace('instance = "g4dn.xlarge"', 'instance = "p3.2xlarge"')  # $3.06/h against $0.526/h
-    text = text.replace(
-        'model_repository = "../model_repository"', f'model_repository = "{REPO_ROOT / "model_repository"}"'
-    )
     scenario = base / "variants.toml"
     scenario.write_text(text)
     out, marker = base / "mixed", base / "tmp4"
     try:
         proc = run_cli(
-            ["plan", scenario, "--quick", "--max-probes", "8", "--from", first, "--out", out],
+            ["plan", scenario, *PROBE_FLAGS, "--max-probes", "8", "--from", first, "--out", out],
             tmpdir=marker,
             timeout=900,
         )
