@@ -172,3 +172,27 @@ def unchanged_paths(*roots: Path):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+SHM = Path("/dev/shm")
+SHM_REGION_PREFIX = "triton_python_backend_shm_region_"
+
+
+def _orphan_regions() -> set[str]:
+    """The Python backend's shared-memory regions on this host that no live process names."""
+    if not SHM.is_dir():
+        return set()
+    regions = {f.name for f in SHM.iterdir() if f.name.startswith(SHM_REGION_PREFIX)}
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, TypeError):
+            regions -= set(proc.info["cmdline"] or ())
+    return regions
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_memory_left():
+    """Nothing of a run outlives it in /dev/shm either: a stub's region stays for good where tritonserver was
+    killed before its unloads, unless perseus removes it (perseus/server/local.py, SHM_DIR)."""
+    before = _orphan_regions()
+    yield
+    assert sorted(_orphan_regions() - before) == []

@@ -16,7 +16,8 @@ the real CLI that perseus parses:
 
 A "container" is the REAL tritonserver bundled in nvidia-pytriton (perseus.server.binary), run on
 this host under a small supervisor process (the double's containerd-shim): its own process group,
-killed as a whole when the server exits, as a PID namespace would be. What the double translates:
+killed as a whole when the server exits, as a PID namespace would be, with the Python-backend stubs'
+shared-memory regions removed, as a container's own /dev/shm would be. What the double translates:
 - the ``-v HOST:/models:ro`` mount's host path becomes ``--model-repository``; every symlink in it
   must point at a file mounted at its own path, or the container's log says the model failed to load
   (as in a real container, where an unmounted target dangles);
@@ -266,8 +267,7 @@ def cmd_container(args: list[str]) -> int:
     write_atomic(exit_file, str(code if code >= 0 else 128 - code))
     if state.get("auto_remove"):
         forget(name)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(os.getpgid(0), signal.SIGKILL)  # PID 1 is gone: the rest of the container goes too
+    _end_container(os.getpgid(0))  # PID 1 is gone: the rest of the container goes too
     return code
 
 
@@ -337,8 +337,21 @@ def _server_pid(name: str) -> int | None:
 
 
 def _kill_group(state: dict) -> None:
+    _end_container(state["supervisor"])  # the supervisor leads the container's group
+
+
+def _end_container(pgid: int) -> None:
+    """SIGKILL the container's process group, and take its /dev/shm with it. A container's /dev/shm is its
+    own and goes with it; this one's is the host's, so the Python-backend stubs' regions (which only an
+    unloading tritonserver removes) are removed by name, first: this process may be in the group."""
+    from perseus import children
+    from perseus.server.local import SHM_DIR, stub_regions
+
+    for region in stub_regions(children.group_cmdlines(pgid)):
+        with contextlib.suppress(FileNotFoundError):
+            (SHM_DIR / region).unlink()
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(state["supervisor"], signal.SIGKILL)  # the supervisor leads the container's group
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def cmd_stop(args: list[str]) -> int:
