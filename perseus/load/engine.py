@@ -227,14 +227,11 @@ class LoadRun:
         inflight = Senders(lambda scheduled: self._send(load, client, scheduled))
         waiter = self.new_waiter(self.t0)
         try:
-            # Python floats, the same doubles: arithmetic and comparisons on numpy scalars cost several
-            # times more, and the waiter does a few per arrival (2% of the generator's CPU at 40 req/s,
-            # perf record of benchmarks.dispatch's engine, in numpy's _multiarray_umath).
-            for scheduled in load.schedule.tolist():
+            for scheduled in load.schedule:
                 if self.abort_reason:
                     break
                 waiter.wait_until(scheduled)
-                inflight.submit(scheduled)
+                inflight.submit(float(scheduled))
             # Give in-flight requests up to the request timeout; an aborted run (server gone) fails fast.
             inflight.join(timeout=ABORT_GRACE_S if self.abort_reason else self.request_timeout_s)
         finally:
