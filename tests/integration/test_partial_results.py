@@ -21,6 +21,7 @@ import pytest
 
 from perseus import checks, results
 from perseus import run as runs
+from perseus.kinds import Status
 from perseus.plan import plan
 from perseus.records import STREAM_SUFFIX, StreamWriter
 from perseus.scenario import parse
@@ -94,7 +95,7 @@ def partial_run(tmp_path: Path) -> Path:
     for d in deployments:
         rows = [r for t in d.tenants for r in _rows(d.name, t, models[t], PER_TENANT)]
         manifest.finish(
-            d.name, status="completed", requests=len(rows), started=results.utc_now(), ended=results.utc_now()
+            d.name, status=Status.COMPLETED, requests=len(rows), started=results.utc_now(), ended=results.utc_now()
         )
         if d.name != "solo-series":
             _write_complete(run_dir / d.name, rows)
@@ -108,8 +109,8 @@ def partial_run(tmp_path: Path) -> Path:
     size = stream.stat().st_size
     with open(stream, "r+b") as f:
         f.truncate(size - 100)  # tear the second batch
-    manifest.finish("solo-series", status="running")
-    manifest.status = "running"
+    manifest.finish("solo-series", status=Status.RUNNING)
+    manifest.status = Status.RUNNING
     manifest.save(run_dir)
     return run_dir
 

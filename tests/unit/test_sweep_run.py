@@ -14,6 +14,7 @@ import pytest
 
 from perseus import checks, results
 from perseus.errors import InputError
+from perseus.kinds import Status
 from perseus.manifest import DeploymentRecord, Manifest
 from perseus.plan import Deployment
 from perseus.pricing.catalog import lookup
@@ -76,7 +77,7 @@ def _manifest(run_dir: Path, scenario, name: str, usd_per_hour: float) -> Deploy
         host={},
         perseus_version="test",
     )
-    record = manifest.finish(name, status="completed")
+    record = manifest.finish(name, status=Status.COMPLETED)
     manifest.save(run_dir)
     return record
 
@@ -105,7 +106,7 @@ def test_measure_counts_failures_as_infinitely_late(tmp_path):
 def test_measure_of_a_point_without_records(tmp_path):
     scenario = parse(copy.deepcopy(SCENARIO), "x.toml")
     point = Point(2, "p002-y", {"load.level": "light"})
-    entry = DeploymentRecord(tenants=["a"], status="failed", reason="boom", duration_s=0)
+    entry = DeploymentRecord(tenants=["a"], status=Status.FAILED, reason="boom", duration_s=0)
     record = sweep.measure(tmp_path, point, scenario, entry)
     assert record["status"] == "failed" and record["reason"] == "boom" and record["tenants"] == {}
 
