@@ -53,7 +53,7 @@ _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 # the server creates and removes at unload; the stub's argv[2] names it. A server killed before its
 # unloads (SIGKILL, a crash, the OOM killer) leaves the region in /dev/shm for good: 1 MiB or more per
 # stub and per kill (three were left by tests/integration/test_faults.py alone). So the regions are
-# read off the stubs once the server is ready, removed after stop(), and by the watchdog should
+# read off the stubs while the server starts, removed after stop(), and by the watchdog should
 # perseus die first.
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - where POSIX shm_open puts regions on Linux, not a temporary file
 _STUB = "triton_python_backend_stub"
