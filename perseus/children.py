@@ -335,6 +335,24 @@ def _stat(pid: int) -> tuple[int, int] | None:
         return None
 
 
+def live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that have not exited yet (a zombie, exited but not reaped, has)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                out.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def foreign_groups(leader: int) -> list[int]:
     """Process groups led by descendants of ``leader`` that left its group (made a session of their own).
 

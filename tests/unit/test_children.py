@@ -201,6 +201,10 @@ def test_group_cmdlines_lists_the_members_of_a_group():
         assert found[leader.pid][:2] == [sys.executable, "-c"]
         assert found[member][-1] == "import time; time.sleep(120)"
         assert children.group_cmdlines(os.getpgid(0)).get(leader.pid) is None  # not in perseus's own group
+        assert sorted(children.live_members(leader.pid)) == sorted([leader.pid, member])
+        stop_group(leader, term_first=False)
+        assert children.live_members(leader.pid) == []  # stop_group returns once every member has exited
+        assert not alive(member)
     finally:
         stop_group(leader)
         leader.stdout.close()
