@@ -325,32 +325,32 @@ def _forget_gone_groups() -> None:
 
 
 # -- groups that a child made of its own ---------------------------------------------------------
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, process group) of ``pid`` from /proc/PID/stat (fields 4 and 5); None if it is gone."""
+def _stat(pid: int) -> tuple[bytes, int, int] | None:
+    """(state, parent pid, process group) of ``pid`` from /proc/PID/stat (fields 3 to 5); None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]), int(fields[2])
+        return fields[0], int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
         return None
 
 
+def _processes() -> dict[int, tuple[bytes, int, int]]:
+    """Every process on the host: pid -> ``_stat`` (empty without /proc)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        if name.isdigit() and (stat := _stat(int(name))) is not None:
+            out[int(name)] = stat
+    return out
+
+
 def live_members(pgid: int) -> list[int]:
     """The processes of group ``pgid`` that have not exited yet (a zombie, exited but not reaped, has)."""
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
-    out = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                out.append(pid)
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    return [pid for pid, (state, _, group) in _processes().items() if group == pgid and state not in (b"Z", b"X")]
 
 
 def foreign_groups(leader: int) -> list[int]:
@@ -359,15 +359,9 @@ def foreign_groups(leader: int) -> list[int]:
     Killing ``leader``'s group misses them: BentoML's process manager (circus) starts each worker in a
     session of its own, and a worker outlived a SIGKILLed perseus that way (measured on this project's
     VM, BentoML 1.4.40). ``adopt`` registers such groups with the watchdog."""
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
-    parents, groups = {}, {}
-    for pid in pids:
-        stat = _stat(pid)
-        if stat is not None:
-            parents[pid], groups[pid] = stat
+    processes = _processes()
+    parents = {pid: ppid for pid, (_, ppid, _) in processes.items()}
+    groups = {pid: group for pid, (_, _, group) in processes.items()}
     found, frontier = [], [leader]
     while frontier:
         parent = frontier.pop()
@@ -398,14 +392,9 @@ def disown(pgid: int) -> None:
 
 def group_cmdlines(pgid: int) -> dict[int, list[str]]:
     """The argv of every live process in process group ``pgid`` (from /proc; empty without it)."""
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return {}
     out = {}
-    for pid in pids:
-        stat = _stat(pid)
-        if stat is None or stat[1] != pgid:
+    for pid, (_, _, group) in _processes().items():
+        if group != pgid:
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:

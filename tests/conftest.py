@@ -19,6 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from perseus.server.local import REGION_PREFIX, SHM_DIR
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRITON_NAMES = ("tritonserver", "triton_python_backend_stub")
 # Credentials planted in the environment by the tests that check none reaches a child, a log or a result.
@@ -174,15 +176,11 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-SHM = Path("/dev/shm")
-SHM_REGION_PREFIX = "triton_python_backend_shm_region_"
-
-
 def _orphan_regions() -> set[str]:
     """The Python backend's shared-memory regions on this host that no live process names."""
-    if not SHM.is_dir():
+    if not SHM_DIR.is_dir():
         return set()
-    regions = {f.name for f in SHM.iterdir() if f.name.startswith(SHM_REGION_PREFIX)}
+    regions = {f.name for f in SHM_DIR.iterdir() if f.name.startswith(REGION_PREFIX)}
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, TypeError):
             regions -= set(proc.info["cmdline"] or ())

@@ -57,8 +57,9 @@ _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 # read off the stubs while the server starts, removed after stop(), and by the watchdog should
 # perseus die first.
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - where POSIX shm_open puts regions on Linux, not a temporary file
+REGION_PREFIX = "triton_python_backend_shm_region_"
 _STUB = "triton_python_backend_stub"
-_REGION = re.compile(r"triton_python_backend_shm_region_[A-Za-z0-9_-]+")
+_REGION = re.compile(re.escape(REGION_PREFIX) + r"[A-Za-z0-9_-]+")
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

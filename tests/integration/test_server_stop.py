@@ -11,14 +11,14 @@ import pytest
 
 from perseus.calibration.model import write_repository
 from perseus.server import tracing
-from perseus.server.local import SHM_DIR, LocalServer, stub_regions
+from perseus.server.local import REGION_PREFIX, SHM_DIR, LocalServer, stub_regions
 
 pytestmark = pytest.mark.integration
 
 
 def _regions() -> set[str]:
     """The Python backend's shared-memory regions on this machine."""
-    return {f for f in os.listdir("/dev/shm") if f.startswith("triton_python_backend_shm_region")}
+    return {f.name for f in SHM_DIR.iterdir() if f.name.startswith(REGION_PREFIX)}
 
 
 def _stop(tmp_path: Path, **kwargs) -> tuple[str, list[int], set[str], float]:
