@@ -16,9 +16,10 @@ calibration.csv:
 The hypothesis it tests, from ``perf sched timehist`` on this project's 2-core VM (Linux 6.18, EEVDF,
 HZ 250): the calibration model's stub busy-waits 10 ms per request, and when the load generator's
 timer fires on the stub's core, the load generator waits out the stub's slice, up to a 4 ms tick,
-while the other core may sit idle. Found by trial on this VM (not kept: perseus itself was patched):
-the load generator's thread alone on 0.1 ms did not help, the server's threads alone did not either,
-both did. Nothing
+while the other core may sit idle. Tried on this VM with perseus patched (not kept): the load
+generator's thread alone on 0.1 ms did not help; with the servers inheriting that slice from it at
+fork, lag p99 fell under 1 ms. This script sets both from outside, to see whether that holds without
+touching perseus (on 2026-12-06 it did not: docs/benchmarks.md). Nothing
 in perseus changes here; the script changes the server from outside, to measure what that is worth.
 Writes benchmarks/results/server_slice-<date>.json. A benchmark, not a test.
 """
