@@ -19,9 +19,8 @@ timer fires on the stub's core, the load generator waits out the stub's slice, u
 while the other core may sit idle. Tried on this VM with perseus patched (not kept): the load
 generator's thread alone on 0.1 ms did not help; with the servers inheriting that slice from it at
 fork, lag p99 fell under 1 ms. This script sets both from outside, to see whether that holds without
-touching perseus (on 2026-12-06 it did not: docs/benchmarks.md). Nothing
-in perseus changes here; the script changes the server from outside, to measure what that is worth.
-Writes benchmarks/results/server_slice-<date>.json. A benchmark, not a test.
+touching perseus (on 2026-12-06 it did not: docs/benchmarks.md). Writes
+benchmarks/results/server_slice-<date>.json. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -39,6 +38,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `perseus` importable from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from perseus.telemetry.host import ProcessTable
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_COMMS = {"tritonserver", "triton_python_b"}  # /proc/PID/comm (15 characters at most)
@@ -88,19 +92,13 @@ def _read(path: str) -> str:
 
 def server_threads(root: int) -> list[int]:
     """Threads of the server processes descended from ``root``."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            stat = _read(f"/proc/{name}/stat")
-            if stat:
-                parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
     tids = []
-    for pid in parents:
-        p, seen = pid, 0
-        while p and p != root and seen < 64:
-            p, seen = parents.get(p, 0), seen + 1
-        if p == root and _read(f"/proc/{pid}/comm").strip() in SERVER_COMMS:
-            tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")] if os.path.isdir(f"/proc/{pid}/task") else []
+    for pid in ProcessTable().tree(root):
+        if _read(f"/proc/{pid}/comm").strip() in SERVER_COMMS:
+            try:
+                tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            except OSError:  # ended since the table was read
+                continue
     return tids
 
 
