@@ -19,10 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from perseus.server.local import REGION_PREFIX, SHM_DIR
+from perseus.server.local import REGION_PREFIX
+from perseus.server.shm import SHM_DIR, mapped_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRITON_NAMES = ("tritonserver", "triton_python_backend_stub")
+SEMAPHORE_PREFIX = "sem.mp-"  # Python multiprocessing's named semaphores (perseus.server.shm)
 # Credentials planted in the environment by the tests that check none reaches a child, a log or a result.
 PLANTED_SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAPERSEUSTESTKEYXYZ",
@@ -177,20 +179,26 @@ def repo_root() -> Path:
 
 
 def _orphan_regions() -> set[str]:
-    """The Python backend's shared-memory regions on this host that no live process names."""
+    """The shared memory of a server on this host that no live process uses: the Python backend's regions
+    that no process names, and multiprocessing's semaphores (MLServer's workers') that no process maps."""
     if not SHM_DIR.is_dir():
         return set()
-    regions = {f.name for f in SHM_DIR.iterdir() if f.name.startswith(REGION_PREFIX)}
+    names = {f.name for f in SHM_DIR.iterdir()}
+    regions = {n for n in names if n.startswith(REGION_PREFIX)}
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, TypeError):
             regions -= set(proc.info["cmdline"] or ())
-    return regions
+    semaphores = {n for n in names if n.startswith(SEMAPHORE_PREFIX)}
+    if semaphores:
+        semaphores -= mapped_names(psutil.pids())
+    return regions | semaphores
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_shared_memory_left():
     """Nothing of a run outlives it in /dev/shm either: a stub's region stays for good where tritonserver was
-    killed before its unloads, unless perseus removes it (perseus/server/local.py, SHM_DIR)."""
+    killed before its unloads, and a semaphore where MLServer's resource tracker was, unless perseus removes
+    them (perseus/server/shm.py)."""
     before = _orphan_regions()
     yield
     assert sorted(_orphan_regions() - before) == []

@@ -3,7 +3,7 @@
 Every exit path stops it. ``stop()`` SIGKILLs the server's own process group at once, unless the server
 writes files as it exits (trace files): then SIGTERM first, and SIGKILL once it has exited or after a
 grace period. The group holds the Python-backend stub processes too, so nothing is left; what a kill
-leaves in /dev/shm is removed (``SHM_DIR``). When perseus itself is killed, even by SIGKILL, the group
+leaves in /dev/shm is removed (``perseus.server.shm``). When perseus itself is killed, even by SIGKILL, the group
 dies with it (perseus.children).
 """
 
@@ -23,6 +23,7 @@ from perseus.errors import ServerError
 from perseus.ports import LOOPBACK, free_ports
 from perseus.server import http_ok
 from perseus.server.binary import find_install
+from perseus.server.shm import Leftovers
 
 # With Python-backend models, tritonserver waits the whole exit timeout for unloads (30 s by
 # default, ENVIRONMENT.md); 3 s is plenty for onnxruntime sessions to drop.
@@ -47,7 +48,7 @@ CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, s
 # "successfully unloaded" at 29.004 in its log), then checks once a second whether any is left, so a
 # polite stop cost 1.2-2 s of every deployment and probe. By then the load is over, its records and the
 # server's counters are read, and the unload frees only what the kill frees too: the processes and the
-# stubs' shared memory, which stop() removes (SHM_DIR).
+# stubs' shared memory, which stop() removes (perseus.server.shm).
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 
 # Each Python-backend stub shares tensors with tritonserver through a POSIX shared-memory region that
@@ -55,8 +56,7 @@ _LOAD_FAILURE = re.compile(r"failed to load '([^']+)'.*?: (.*)$")
 # unloads (SIGKILL, a crash, the OOM killer) leaves the region in /dev/shm for good: 1 MiB or more per
 # stub and per kill (three were left by tests/integration/test_faults.py alone). So the regions are
 # read off the stubs while the server starts, removed after stop(), and by the watchdog should
-# perseus die first.
-SHM_DIR = Path("/dev/shm")  # noqa: S108 - where POSIX shm_open puts regions on Linux, not a temporary file
+# perseus die first (shm.Leftovers).
 REGION_PREFIX = "triton_python_backend_shm_region_"
 _STUB = "triton_python_backend_stub"
 _REGION = re.compile(re.escape(REGION_PREFIX) + r"[A-Za-z0-9_-]+")
@@ -87,7 +87,7 @@ def signal_name(number: int) -> str:
 
 
 def stub_regions(cmdlines: Mapping[int, list[str]]) -> set[str]:
-    """The shared-memory regions (names in SHM_DIR) that the Python-backend stubs among ``cmdlines`` use."""
+    """The shared-memory regions (names in shm.SHM_DIR) that the Python-backend stubs among ``cmdlines`` use."""
     return {
         argv[2]
         for argv in cmdlines.values()
@@ -134,8 +134,7 @@ class LocalServer:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._backend_tmp: tempfile.TemporaryDirectory | None = None
-        self._regions: set[str] = set()  # the stubs' shared memory, removed after stop (see SHM_DIR)
-        self._regions_guard: children.Cleanup | None = None
+        self._regions = Leftovers()  # the stubs' shared memory, removed after stop
         self._log_offset = 0
         self.url = self.metrics_url = self.grpc_address = ""
 
@@ -155,7 +154,7 @@ class LocalServer:
                     return
                 stop_group(self._proc)
                 self._proc = None
-                self._remove_regions()
+                self._regions.remove()  # what a server killed before its unloads left
         except BaseException:
             self.stop()
             raise
@@ -195,23 +194,7 @@ class LocalServer:
 
     def _note_regions(self) -> None:
         """Read the stubs' regions off their argv, and have the watchdog remove them should perseus die."""
-        found = stub_regions(children.group_cmdlines(self._proc.pid)) - self._regions
-        if found:
-            self._regions |= found
-            guard = self._regions_guard
-            self._regions_guard = children.remove_when_perseus_dies(SHM_DIR / name for name in sorted(self._regions))
-            if guard is not None:
-                guard.release()
-
-    def _remove_regions(self) -> None:
-        """Remove what a server killed before its unloads left (a server that stopped cleanly left nothing)."""
-        for name in self._regions:
-            with contextlib.suppress(FileNotFoundError):
-                (SHM_DIR / name).unlink()
-        self._regions = set()
-        if self._regions_guard is not None:
-            self._regions_guard.release()
-            self._regions_guard = None
+        self._regions.note(stub_regions(children.group_cmdlines(self._proc.pid)))
 
     def _wait_ready(self, retry_if_port_taken: bool = False) -> bool:
         """True once ready; False if it exited because a port was taken (and a retry is allowed)."""
@@ -265,7 +248,7 @@ class LocalServer:
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_group(proc, term_first=self.writes_at_exit)
-        self._remove_regions()
+        self._regions.remove()  # what a server killed before its unloads left
         if self._log is not None:
             self._log.close()
             self._log = None

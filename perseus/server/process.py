@@ -7,7 +7,9 @@ the group on stop, and the framework's output in server.log. Worker processes th
 in sessions of their own (BentoML's) are found and registered with the watchdog too (children.adopt).
 Ports are picked free by the kernel; a port taken between picking and binding makes the framework
 exit at once, and it is launched again on new ports. The environment comes from the framework's
-allowlist (frameworks.Environment.environment).
+allowlist (frameworks.Environment.environment). What its processes map under /dev/shm (MLServer's
+multiprocessing semaphores) is removed after stop, and by the watchdog should perseus die first
+(perseus.server.shm).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from perseus.errors import ServerError
 from perseus.ports import LOOPBACK, free_ports
 from perseus.server.frameworks import Environment
 from perseus.server.local import POLL_S, PORT_ATTEMPTS, log_since, log_tail, stop_group
+from perseus.server.shm import Leftovers, group_mapped
 
 # What uvicorn (MLServer, BentoML) logs when a port is taken ("[Errno 98] ... address already in use").
 PORT_TAKEN = b"address already in use"
-ADOPT_EVERY_S = 2.0  # how often alive() looks for workers in groups of their own (a /proc walk)
+ADOPT_EVERY_S = 2.0  # how often alive() looks for workers in groups of their own and their shared memory
 
 
 class FrameworkServer:
@@ -41,6 +44,7 @@ class FrameworkServer:
         self._log = None
         self._log_offset = 0
         self._adopted: list[int] = []  # process groups of the framework's workers outside its own
+        self._shm = Leftovers()  # what its processes map under /dev/shm, removed after stop
         self._next_adoption = 0.0
         self.url = self.metrics_url = ""
         self.grpc_address = ""  # the frameworks are reached over HTTP only (a gRPC tenant is refused up front)
@@ -80,6 +84,7 @@ class FrameworkServer:
                     return
                 stop_group(self._proc)
                 self._proc = None
+                self._shm.remove()
         except BaseException:
             self.stop()
             raise
@@ -121,12 +126,14 @@ class FrameworkServer:
         return ServerError(f"{what} (see {self.log_path})", log_tail(self.log_path))
 
     def _adopt_foreign_groups(self) -> None:
-        """Worker processes in sessions of their own (BentoML's) die with perseus too (children.adopt)."""
+        """Worker processes in sessions of their own (BentoML's) die with perseus too (children.adopt),
+        and what all of them map under /dev/shm is noted for removal."""
         if self._proc is not None:
             for pgid in children.foreign_groups(self._proc.pid):
                 if pgid not in self._adopted:
                     children.adopt(pgid)
                     self._adopted.append(pgid)
+            self._shm.note(group_mapped([self._proc.pid, *self._adopted]))
 
     def alive(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
@@ -145,12 +152,15 @@ class FrameworkServer:
         return f"{self.program} exited unexpectedly (pid {self.pid()}, exit code {code})"
 
     def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._adopt_foreign_groups()  # workers restarted since the last look, and their shared memory
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_group(proc)  # SIGTERM first: the framework stops its own workers
         for pgid in self._adopted:
             children.disown(pgid)  # then whatever of them is left
         self._adopted = []
+        self._shm.remove()
         if self._log is not None:
             self._log.close()
             self._log = None

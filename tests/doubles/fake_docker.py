@@ -345,7 +345,8 @@ def _end_container(pgid: int) -> None:
     own and goes with it; this one's is the host's, so the Python-backend stubs' regions (which only an
     unloading tritonserver removes) are removed by name, first: this process may be in the group."""
     from perseus import children
-    from perseus.server.local import SHM_DIR, stub_regions
+    from perseus.server.local import stub_regions
+    from perseus.server.shm import SHM_DIR
 
     for region in stub_regions(children.group_cmdlines(pgid)):
         with contextlib.suppress(FileNotFoundError):

@@ -24,7 +24,8 @@ import pytest
 
 from perseus import results
 from perseus.records import read_stream
-from perseus.server.local import SHM_DIR, stub_regions
+from perseus.server.local import stub_regions
+from perseus.server.shm import SHM_DIR
 from tests.conftest import PLANTED_SECRETS, REPO_ROOT, cli_env, kill_ours, run_cli, triton_processes
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ import pytest
 
 from perseus.calibration.model import write_repository
 from perseus.server import tracing
-from perseus.server.local import REGION_PREFIX, SHM_DIR, LocalServer, stub_regions
+from perseus.server.local import REGION_PREFIX, LocalServer, stub_regions
+from perseus.server.shm import SHM_DIR
 
 pytestmark = pytest.mark.integration
 

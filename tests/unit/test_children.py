@@ -172,7 +172,7 @@ def test_a_cleanup_command_runs_when_perseus_is_sigkilled(tmp_path: Path):
 
 
 def test_files_registered_for_removal_go_when_perseus_is_sigkilled(tmp_path: Path):
-    """What the Python backend's shared-memory regions get (perseus.server.local.SHM_DIR)."""
+    """What the Python backend's shared-memory regions get (perseus.server.shm.Leftovers)."""
     kept, removed, released = tmp_path / "kept", tmp_path / "removed", tmp_path / "released"
     for path in (kept, removed, released):
         path.write_text("x")
