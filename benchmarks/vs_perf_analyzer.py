@@ -97,11 +97,7 @@ QUICK = Settings(
 def write_repository(repo: Path, service_ms: float) -> Path:
     """The calibration model at ``service_ms``, plus the same model at 0 ms served as "null"."""
     calibration_model.write_repository(repo, service_ms)
-    null_dir = repo / NULL
-    (null_dir / "1").mkdir(parents=True, exist_ok=True)
-    (null_dir / "config.pbtxt").write_text(calibration_model.CONFIG.format(name=NULL, service_ms=0), encoding="utf-8")
-    (null_dir / "1" / "model.py").write_text(calibration_model.MODEL_PY, encoding="utf-8")
-    return repo
+    return calibration_model.write_repository(repo, 0.0, name=NULL)
 
 
 def _get_json(url: str) -> dict:

@@ -11,6 +11,7 @@ import typer
 import typer.core
 
 from perseus import __version__, results
+from perseus.calibration.model import SPIN_MS
 from perseus.exits import build_report, command_line, errors, exit_for, terminate_as_interrupt
 from perseus.kinds import Status
 from perseus.packing.cli import plan_command
@@ -217,8 +218,15 @@ def calibrate(
         Path | None, typer.Option(help="Run folder to create. Default: results/calibration-<UTC time>/.")
     ] = None,
     service_ms: Annotated[
-        float, typer.Option(help="Milliseconds the calibration model busy-waits per request (its fixed service time).")
+        float, typer.Option(help="Milliseconds the calibration model holds each request (its fixed service time).")
     ] = 10.0,
+    spin_ms: Annotated[
+        float,
+        typer.Option(
+            help="Milliseconds at the end of each service time that the model busy-waits; it sleeps the rest, so "
+            "as not to take a CPU core from the load generator. Equal to --service-ms: a model that spins a core."
+        ),
+    ] = SPIN_MS,
     rho: Annotated[
         list[float] | None,
         typer.Option(
@@ -239,7 +247,8 @@ def calibrate(
 ) -> None:
     """Check the harness against queueing theory: an M/D/1 server under Poisson load.
 
-    Starts Triton with a one-instance model that busy-waits a fixed service time, measures that time
+    Starts Triton with a one-instance model that holds each request a fixed service time (sleeping,
+    then busy-waiting its last --spin-ms to the deadline), measures that time
     from the server's own statistics, drives open-loop Poisson load at each utilisation, and compares
     p50/p90/p95/p99 with the same queue fed each traced request's own time on the instance, plus its
     traced server I/O (trace-driven, the verdict while tracing), M/D/1 on the run's own scheduled
@@ -254,7 +263,7 @@ def calibrate(
     from perseus.display import RunDisplay
 
     with errors():
-        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick, trace_rate)
+        settings = calib.settings_from_flags(service_ms, rho, duration, warmup, quick, trace_rate, spin_ms)
         run_dir = checks.prepare_run_dir(out, "calibration")
         with RunDisplay(1 + len(settings.rhos)) as display:
             manifest, table = calib.execute(settings, run_dir, command_line(), display)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from perseus import results
 from perseus.calibration import analysis
-from perseus.calibration.model import NAME, write_repository
+from perseus.calibration.model import NAME, SPIN_MS, write_repository
 from perseus.errors import InputError
 from perseus.kinds import DeploymentKind
 from perseus.manifest import CommandKind, Manifest, Status
@@ -37,6 +37,8 @@ class Settings:
     seed: int = 1
     # Every request traced (run.trace_rate): the trace-driven reference needs each one's service time.
     trace_rate: int = 1
+    # The busy-waited end of each service time (the model sleeps the rest): model.SPIN_MS.
+    spin_ms: float = SPIN_MS
 
 
 # Reruns of a utilisation whose traced server crashed (_run_point).
@@ -52,12 +54,15 @@ def settings_from_flags(
     warmup_s: float,
     quick: bool,
     trace_rate: int = 1,
+    spin_ms: float = SPIN_MS,
 ) -> Settings:
     """`perseus calibrate`'s flags, checked (exit 2 on a bad value)."""
     base = QUICK if quick else Settings(service_ms, tuple(rhos or (0.5, 0.8)), duration_s, warmup_s)
-    settings = Settings(**{**base.__dict__, "trace_rate": trace_rate})
+    settings = Settings(**{**base.__dict__, "trace_rate": trace_rate, "spin_ms": spin_ms})
     if trace_rate < 0:
         raise InputError("command line", "--trace-rate", f"must be >= 0 (got {trace_rate})")
+    if not 0 <= spin_ms < math.inf:
+        raise InputError("command line", "--spin-ms", f"must be >= 0 (got {spin_ms:g})")
     if settings.service_ms <= 0 or settings.duration_s <= 0 or settings.warmup_s < 0:
         raise InputError("command line", None, "--service-ms and --duration must be > 0, --warmup >= 0")
     if not all(0 < r < 1 for r in settings.rhos):
@@ -109,7 +114,7 @@ def execute(settings: Settings, run_dir: Path, command: str, progress: Progress)
 
     Returns the manifest (its status is the run's) and the verdict table (also written as calibration.csv).
     """
-    repo = write_repository(run_dir / REPOSITORY, settings.service_ms)
+    repo = write_repository(run_dir / REPOSITORY, settings.service_ms, settings.spin_ms)
     probe_settings = Settings(**{**settings.__dict__, "duration_s": settings.probe_s})
     probe_scenario = scenario_for(probe_settings, repo, {})
     manifest = new_manifest(None, [deployment(PROBE)], command, kind=CommandKind.CALIBRATION, scenario=probe_scenario)

@@ -96,6 +96,12 @@ def test_calibrate_quick_writes_a_finite_verdict_table_and_reruns_a_crashed_poin
     md = (out / "calibration.md").read_text()
     assert md.splitlines()[2].startswith(("**PASS**", "**FAIL**"))
     assert (out / "report.md").exists()
+    # The model holds each request for its whole service time (5 ms with --quick), sleeping then spinning
+    # to the deadline: never shorter, by Triton's own trace of each execution.
+    spans = pd.read_parquet(out / "rho-080" / "spans.parquet")
+    compute_ms = (spans["compute_end_s"] - spans["compute_start_s"]).dropna() * 1e3
+    assert len(compute_ms) > 20 and compute_ms.min() >= 5.0 - 1e-3, compute_ms.describe()
+    assert compute_ms.median() < 7.0, compute_ms.describe()
 
 
 def test_calibrate_untraced_is_judged_on_the_run_arrivals(tmp_path):
@@ -113,3 +119,10 @@ def test_calibrate_untraced_is_judged_on_the_run_arrivals(tmp_path):
     assert set(latency["reference"]) == {"M/D/1 on the run's arrivals"}
     assert latency["trace_ms"].isna().all() and table["client_ms"].isna().all()
     assert not (out / "rho-050" / "spans.parquet").exists()
+    # The model sleeps all but the last --spin-ms of each service time: the server, busy 80% of the time at
+    # rho 0.8, used far less than 80% of a core (a model spinning its whole service time: about 80%).
+    config = (out / "calibration_repository" / "calibration" / "config.pbtxt").read_text()
+    assert 'key: "spin_ms" value { string_value: "0.25" }' in config
+    telemetry = pd.read_parquet(out / "rho-080" / "telemetry.parquet")
+    server_cpu = telemetry[(telemetry["metric"] == "cpu_percent") & telemetry["labels"].str.contains('"server"')]
+    assert len(server_cpu) >= 2 and server_cpu["value"].mean() < 40, server_cpu["value"].describe()

@@ -63,3 +63,9 @@ def test_a_misspelt_name_gets_the_closest_one(tmp_path):
     proc = run_cli(["run", scenario, "--out", tmp_path / "r"])
     assert proc.returncode == 2 and proc.stderr.strip().endswith("unknown key; did you mean 'sla_ms'?")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_calibrate_refuses_a_negative_spin_before_anything_is_written(tmp_path):
+    proc = run_cli(["calibrate", "--spin-ms", "-1", "--out", tmp_path / "cal"])
+    assert proc.returncode == 2 and proc.stderr.strip() == "perseus: command line: --spin-ms: must be >= 0 (got -1)"
+    assert not (tmp_path / "cal").exists()
