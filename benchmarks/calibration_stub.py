@@ -1,0 +1,163 @@
+"""The calibration model's stub: busy-waiting the whole service time against sleeping most of it, A/B.
+
+    .venv/bin/python -m benchmarks.calibration_stub [--pairs 3] [--duration 60] [--spin 10 --spin 1]
+    .venv/bin/python -m benchmarks.calibration_stub --table RESULT.json [RESULT.json ...]   # docs/benchmarks.md
+
+Runs `perseus calibrate` (traced, its default) ``--pairs`` times at each ``--spin-ms`` value,
+interleaved (ABAB...), and reads from each run folder, per utilisation:
+
+- the scheduled-to-sent lag (p50, p99) and every latency error, from calibration.csv;
+- the model's own time per request (COMPUTE_START to COMPUTE_END in spans.parquet, measured
+  window): how deterministic the service stays when the stub sleeps and wakes;
+- the CPU the server and the load generator used (host telemetry's ``cpu_percent``, per tick).
+
+``--spin`` equal to ``--service-ms`` (10 by default) is the model that busy-waits its whole service
+time; a smaller value sleeps all but that last part. The question: does the load generator keep
+its lag under 1 ms when the model no longer takes a core, and does the service time stay fixed?
+Writes benchmarks/results/calibration_stub-<date>.json. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPUTE_QS = (50, 99, 99.9, 100)
+
+
+def _folder_figures(folder: Path) -> dict:
+    """The model's time per request and the processes' CPU, from one utilisation's folder."""
+    out: dict = {}
+    spans = folder / "spans.parquet"
+    if spans.exists():
+        s = pd.read_parquet(spans)
+        s = s[~s["warmup"]] if "warmup" in s else s
+        compute = ((s["compute_end_s"] - s["compute_start_s"]) * 1e3).dropna().to_numpy()
+        if len(compute):
+            out["compute_ms"] = {f"p{q:g}": round(float(np.percentile(compute, q)), 3) for q in COMPUTE_QS}
+            out["compute_std_ms"] = round(float(compute.std()), 4)
+    telemetry = pd.read_parquet(folder / "telemetry.parquet")
+    cpu = telemetry[telemetry["metric"] == "cpu_percent"]
+    for labels, values in cpu.groupby("labels")["value"]:
+        out[f"cpu_percent_{json.loads(labels)['process']}"] = round(float(values.mean()), 2)
+    return out
+
+
+def calibrate(spin_ms: float, out: Path, args) -> dict:
+    cmd = [sys.executable, "-m", "perseus.cli", "calibrate", "--out", str(out), "--spin-ms", f"{spin_ms:g}"]
+    cmd += ["--duration", f"{args.duration:g}", "--service-ms", f"{args.service_ms:g}"]
+    cmd += [a for r in args.rho for a in ("--rho", f"{r:g}")]
+    started = time.time()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    table = out / "calibration.csv"
+    rows = list(csv.DictReader(table.open())) if table.exists() else []
+    points = {r["deployment"] for r in rows}
+    return {
+        "spin_ms": spin_ms,
+        "rc": proc.returncode,
+        "wall_s": round(time.time() - started, 1),
+        "stderr_tail": proc.stderr[-400:] if proc.returncode not in (0, 1) else "",
+        "rows": rows,
+        "points": {p: _folder_figures(out / p) for p in sorted(points) if (out / p).is_dir()},
+    }
+
+
+def _line(run: dict) -> str:
+    parts = []
+    for point, figures in run["points"].items():
+        lag = {r["check"]: float(r["measured"]) for r in run["rows"] if r["deployment"] == point}
+        compute = figures.get("compute_ms", {})
+        parts.append(
+            f"{point}: lag p99 {lag.get('lag p99 (scheduled to sent)', float('nan')):.2f} ms, "
+            f"compute p50/p99.9 {compute.get('p50', float('nan')):.2f}/{compute.get('p99.9', float('nan')):.2f} ms, "
+            f"server cpu {figures.get('cpu_percent_server', float('nan')):.0f}%"
+        )
+    return "; ".join(parts)
+
+
+def _check(run: dict, point: str, check: str, column: str = "measured") -> float:
+    for r in run["rows"]:
+        if r["deployment"] == point and r["check"] == check:
+            return float(r[column])
+    return float("nan")
+
+
+def table(paths: list[Path]) -> str:
+    """docs/benchmarks.md's table: one row per run, from committed results."""
+    lines = [
+        "| file | pair | spin (ms) | lag p50 / p99 at 0.5 (ms) | lag p99 at 0.8 (ms) | model's time p50 / p99.9 "
+        "at 0.5 (ms) | server CPU at 0.5 / 0.8 | p50 error at 0.5 | checks passed |",
+        "|---|---:|---:|---|---:|---|---|---:|---:|",
+    ]
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            half, high = sorted(run["points"])[:2]
+            compute = run["points"][half].get("compute_ms", {})
+            cpu = [run["points"][p].get("cpu_percent_server", float("nan")) for p in (half, high)]
+            passed = sum(r["passed"] == "True" for r in run["rows"])
+            lines.append(
+                f"| {path.name} | {run['pair']} | {run['spin_ms']:g} | "
+                f"{_check(run, half, 'lag p50 (scheduled to sent)'):.2f} / "
+                f"{_check(run, half, 'lag p99 (scheduled to sent)'):.2f} | "
+                f"{_check(run, high, 'lag p99 (scheduled to sent)'):.2f} | "
+                f"{compute.get('p50', float('nan')):.2f} / {compute.get('p99.9', float('nan')):.2f} | "
+                f"{cpu[0]:.0f}% / {cpu[1]:.0f}% | {_check(run, half, 'p50 latency', 'error') * 100:+.1f}% | "
+                f"{passed} of {len(run['rows'])} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--service-ms", type=float, default=10.0)
+    ap.add_argument("--spin", type=float, action="append", help="--spin-ms values, one arm each (default 10, 1)")
+    ap.add_argument("--rho", type=float, action="append")
+    default_out = ROOT / "benchmarks" / "results" / f"calibration_stub-{datetime.now(UTC):%Y-%m-%d}.json"
+    ap.add_argument("--out", type=Path, default=default_out)
+    ap.add_argument(
+        "--table", type=Path, nargs="+", help="print docs/benchmarks.md's table of these results, run nothing"
+    )
+    args = ap.parse_args()
+    if args.table:
+        print(table(args.table))
+        return 0
+    args.rho = args.rho or [0.5, 0.8]
+    args.spin = args.spin or [args.service_ms, 1.0]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="calibration-stub-") as tmp:
+        for pair in range(args.pairs):
+            for spin in args.spin:
+                run = calibrate(spin, Path(tmp) / f"spin{spin:g}-{pair}", args)
+                run["pair"] = pair
+                runs.append(run)
+                print(f"pair {pair} spin {spin:g} ms rc {run['rc']}: {_line(run)}", flush=True)
+    meta = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_end": os.getloadavg(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    args.out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
