@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.ab_runs import write_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPUTE_QS = (50, 99, 99.9, 100)
@@ -104,7 +104,8 @@ def table(paths: list[Path]) -> str:
     ]
     for path in paths:
         for run in json.loads(path.read_text())["runs"]:
-            half, high = sorted(run["points"])[:2]
+            points = sorted(run["points"])  # the lowest and the highest utilisation
+            half, high = points[0], points[-1]
             compute = run["points"][half].get("compute_ms", {})
             cpu = [run["points"][p].get("cpu_percent_server", float("nan")) for p in (half, high)]
             passed = sum(r["passed"] == "True" for r in run["rows"])
@@ -146,16 +147,7 @@ def main() -> int:
                 run["pair"] = pair
                 runs.append(run)
                 print(f"pair {pair} spin {spin:g} ms rc {run['rc']}: {_line(run)}", flush=True)
-    meta = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "kernel": platform.release(),
-        "cpu_count": os.cpu_count(),
-        "loadavg_end": os.getloadavg(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    args.out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-    print(f"wrote {args.out}")
+    write_runs(args.out, args, runs)
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import ctypes
-import json
 import os
 import platform
 import subprocess
@@ -42,6 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `perseus` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.ab_runs import write_runs
 from perseus.telemetry.host import ProcessTable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,16 +151,7 @@ def main() -> int:
                 runs.append(run)
                 lag = {r["deployment"]: r["measured"] for r in run["rows"] if r["check"].startswith("lag p99")}
                 print(f"pair {pair} {arm:7s} rc {run['rc']} threads {run['threads_shortened']:3d} lag p99 (ms) {lag}")
-    meta = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "kernel": platform.release(),
-        "cpu_count": os.cpu_count(),
-        "loadavg_end": os.getloadavg(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    args.out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-    print(f"wrote {args.out}")
+    write_runs(args.out, args, runs)
     return 0
 
 
