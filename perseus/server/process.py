@@ -27,7 +27,7 @@ from perseus.server.shm import Leftovers, group_mapped
 
 # What uvicorn (MLServer, BentoML) logs when a port is taken ("[Errno 98] ... address already in use").
 PORT_TAKEN = b"address already in use"
-ADOPT_EVERY_S = 2.0  # how often alive() looks for workers in groups of their own and their shared memory
+ADOPT_EVERY_S = 2.0  # how often alive() looks for workers in groups of their own (a /proc walk)
 
 
 class FrameworkServer:
@@ -80,6 +80,7 @@ class FrameworkServer:
                 self._launch()
                 if self._wait_ready(retry_if_port_taken=attempt < PORT_ATTEMPTS):
                     self._adopt_foreign_groups()
+                    self._note_shm()
                     self.started()
                     return
                 stop_group(self._proc)
@@ -126,13 +127,17 @@ class FrameworkServer:
         return ServerError(f"{what} (see {self.log_path})", log_tail(self.log_path))
 
     def _adopt_foreign_groups(self) -> None:
-        """Worker processes in sessions of their own (BentoML's) die with perseus too (children.adopt),
-        and what all of them map under /dev/shm is noted for removal."""
+        """Worker processes in sessions of their own (BentoML's) die with perseus too (children.adopt)."""
         if self._proc is not None:
             for pgid in children.foreign_groups(self._proc.pid):
                 if pgid not in self._adopted:
                     children.adopt(pgid)
                     self._adopted.append(pgid)
+
+    def _note_shm(self) -> None:
+        """What the server's processes map under /dev/shm, for removal. Once ready and before stop only,
+        not on every alive(): reading each member's memory map runs in the load generator's loop."""
+        if self._proc is not None:
             self._shm.note(group_mapped([self._proc.pid, *self._adopted]))
 
     def alive(self) -> bool:
@@ -153,7 +158,8 @@ class FrameworkServer:
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._adopt_foreign_groups()  # workers restarted since the last look, and their shared memory
+            self._adopt_foreign_groups()  # workers restarted since the last look
+            self._note_shm()  # and what they map
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_group(proc)  # SIGTERM first: the framework stops its own workers
