@@ -75,24 +75,23 @@ def calibrate(spin_ms: float, out: Path, args) -> dict:
     }
 
 
-def _line(run: dict) -> str:
-    parts = []
-    for point, figures in run["points"].items():
-        lag = {r["check"]: float(r["measured"]) for r in run["rows"] if r["deployment"] == point}
-        compute = figures.get("compute_ms", {})
-        parts.append(
-            f"{point}: lag p99 {lag.get('lag p99 (scheduled to sent)', float('nan')):.2f} ms, "
-            f"compute p50/p99.9 {compute.get('p50', float('nan')):.2f}/{compute.get('p99.9', float('nan')):.2f} ms, "
-            f"server cpu {figures.get('cpu_percent_server', float('nan')):.0f}%"
-        )
-    return "; ".join(parts)
-
-
 def _check(run: dict, point: str, check: str, column: str = "measured") -> float:
     for r in run["rows"]:
         if r["deployment"] == point and r["check"] == check:
             return float(r[column])
     return float("nan")
+
+
+def _line(run: dict) -> str:
+    parts = []
+    for point, figures in run["points"].items():
+        compute = figures.get("compute_ms", {})
+        parts.append(
+            f"{point}: lag p99 {_check(run, point, 'lag p99 (scheduled to sent)'):.2f} ms, "
+            f"compute p50/p99.9 {compute.get('p50', float('nan')):.2f}/{compute.get('p99.9', float('nan')):.2f} ms, "
+            f"server cpu {figures.get('cpu_percent_server', float('nan')):.0f}%"
+        )
+    return "; ".join(parts)
 
 
 def table(paths: list[Path]) -> str:
