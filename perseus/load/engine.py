@@ -1,8 +1,9 @@
 """Locust as a library: one User class per tenant, open-loop dispatch from a seeded schedule.
 
 Locust's Users are closed-loop by nature (a User waits for its response). For open-loop arrivals a
-tenant's single User is a *dispatcher*: it sleeps until each scheduled time and hands the request to
-an idle sender greenlet (``perseus.load.senders``), so a slow server never delays the next arrival.
+tenant's single User is a *dispatcher*: it sleeps until just before each scheduled time and hands the
+request to an idle sender greenlet (``perseus.load.senders``), which sends it once due
+(``perseus.load.timing.HeadStart``), so a slow server never delays the next arrival.
 Latency counts from the scheduled time (MLPerf LoadGen's rule), so a stall shows up as latency
 instead of hiding (no coordinated omission). Closed-loop tenants get ``concurrency`` Users that each send, wait, repeat.
 
@@ -32,7 +33,7 @@ from perseus.kinds import is_open_loop
 from perseus.load.grpc_wire import GrpcError, GrpcWireTransport
 from perseus.load.inputs import Request
 from perseus.load.senders import Senders
-from perseus.load.timing import deadline_waiter
+from perseus.load.timing import HeadStart, deadline_waiter
 from perseus.load.wire import WireTransport
 from perseus.records import StreamWriter
 
@@ -148,8 +149,10 @@ class LoadRun:
         self.t0 = 0.0  # perf_counter() at measurement start
         self.abort_reason: str | None = None
         self.env: Environment | None = None
-        # Each open-loop dispatcher's way to wait for its next arrival (perseus/load/timing.py).
+        # Each open-loop dispatcher's way to wait for its next arrival, and how early it wakes for it
+        # (perseus/load/timing.py); benchmarks/dispatch.py swaps them.
         self.new_waiter = deadline_waiter
+        self.new_head_start = HeadStart
         # Whether each record is also a Locust request event: for Locust's statistics, which only a web
         # UI (perseus ui) or a master (--workers) reads. ``start()``, the plain run, has neither.
         self.request_events = True
@@ -224,13 +227,19 @@ class LoadRun:
     def _dispatch(self, load: TenantLoad) -> None:
         """Open loop: issue each request at its scheduled time, never waiting for responses."""
         client = self._transport(load, OPEN_LOOP_CONNECTIONS)
-        inflight = Senders(lambda scheduled: self._send(load, client, scheduled))
+        head = self.new_head_start()
+
+        def send_when_due(scheduled: float) -> None:
+            head.until_due(scheduled, self.now)
+            self._send(load, client, scheduled)
+
+        inflight = Senders(send_when_due)
         waiter = self.new_waiter(self.t0)
         try:
             for scheduled in load.schedule:
                 if self.abort_reason:
                     break
-                waiter.wait_until(scheduled)
+                waiter.wait_until(head.wake_at(scheduled))  # early: the sender waits out the rest
                 inflight.submit(float(scheduled))
             # Give in-flight requests up to the request timeout; an aborted run (server gone) fails fast.
             inflight.join(timeout=ABORT_GRACE_S if self.abort_reason else self.request_timeout_s)
