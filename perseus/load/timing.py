@@ -117,10 +117,11 @@ class TimerFdWait:
         os.close(self._fd)
 
 
-# The head start's bounds and step (HeadStart). Measured on the 2-core VM (docs/benchmarks.md, "The
-# head start"): the hand-off from the timer's expiry to a sender's stamp took a median 0.19-0.27 ms at
-# 47 req/s from an idle loop, 0.08-0.12 ms at 400 and 2,000 req/s, where the loop is seldom idle. The
-# head start settles near those medians within about 40 arrivals of INITIAL_HEAD_START_S at STEP_S a step.
+# The head start's start, step and ceiling (HeadStart). Without one, the lag p50 (scheduled to sent) on
+# the 2-core VM was 0.27-0.30 ms at 40 req/s, from an idle loop, and 0.08-0.14 ms at 400 and 2,000 req/s,
+# where the loop is seldom idle (benchmarks/results/dispatch-head-start-2026-12-08*.json, the
+# ``timerfd-at-due`` runs). At STEP_S a step, the head start climbs from INITIAL_HEAD_START_S to the
+# slowest of those in about 50 arrivals, inside any warm-up.
 INITIAL_HEAD_START_S = 0.0001
 HEAD_START_STEP_S = 0.000005
 # A ceiling, so that a dispatcher kept late by other work (a saturated loop) cannot grow a head start
@@ -133,8 +134,8 @@ class HeadStart:
 
     Between a timer's expiry and the moment a sender stamps a request as sent lie the wake-up of an
     idle vCPU, the loop's turn, the hand-off to a sender greenlet and that greenlet's own turn: a
-    median 0.2 ms of lag on every request at 47 req/s (benchmarks/dispatch.py), which lands whole on a
-    low percentile such as rho 0.5's p50 (about 2% of a 10 ms service time). The dispatcher therefore
+    median 0.27-0.30 ms of lag at 40 req/s (benchmarks/dispatch.py), which lands whole on a low
+    percentile such as rho 0.5's p50 (about 3% of a 10 ms service time). The dispatcher therefore
     wakes ``s`` early and hands the arrival over at once; the sender yields (``gevent.sleep(0)``) until
     the arrival is due, then sends, so nothing is ever sent early and only what is left of the head
     start is spent yielding.
@@ -142,9 +143,9 @@ class HeadStart:
     ``s`` tracks the hand-off's running median by Frugal-1U (Ma, Muthukrishnan & Sandler 2013,
     "Frugal Streaming for Estimating Quantiles", LNCS 8066): one step up when a sender arrives late,
     one step down when it arrives early. Half the requests then leave on time to the microsecond and
-    the rest late by less than before; the yielding costs the early half what is left of ``s``, a few
-    tens of microseconds (docs/benchmarks.md, "The head start"). One per dispatcher: each tenant's
-    hand-off is its own.
+    the rest late by less than before; the yielding costs the early half what is left of ``s``: 33-39 us
+    of CPU a request at 40 req/s, 9-14 us at 400 and 2,000 (docs/benchmarks.md, "The head start"). One
+    per dispatcher: each tenant's hand-off is its own.
     """
 
     def __init__(self, initial_s: float = INITIAL_HEAD_START_S):
