@@ -85,15 +85,22 @@ def trace_driven_percentiles(
     A request without a trace (NaN: traced every Nth, or lost) is given the traced medians, so it still
     occupies the server; none traced gives NaN percentiles.
     """
+    if np.isnan(np.asarray(held_s, dtype=float)).all():
+        return {q: float("nan") for q in qs}
+    return percentiles_ms(trace_driven_latencies(scheduled_s, held_s, beside_s)[np.asarray(measured, dtype=bool)], qs)
+
+
+def trace_driven_latencies(
+    scheduled_s: np.ndarray, held_s: np.ndarray, beside_s: np.ndarray | None = None
+) -> np.ndarray:
+    """Each request's trace-driven latency (s), in the input's order: what ``trace_driven_percentiles``
+    takes the percentiles of. At least one request must be traced."""
     held = np.asarray(held_s, dtype=float)
     beside = held if beside_s is None else np.asarray(beside_s, dtype=float)
     traced = ~np.isnan(held)
-    if not traced.any():
-        return {q: float("nan") for q in qs}
     held = np.where(traced, held, np.median(held[traced]))
     beside = np.where(np.isnan(beside), np.nanmedian(beside), beside)
-    waits = sojourns(scheduled_s, held) - held
-    return percentiles_ms((waits + beside)[np.asarray(measured, dtype=bool)], qs)
+    return sojourns(scheduled_s, held) - held + beside
 
 
 def simulated_run_percentiles(
