@@ -71,12 +71,20 @@ def traced_parts(requests: pd.DataFrame, spans: pd.DataFrame | None) -> pd.DataF
     if spans is None:
         return None
     order = spans.sort_values("compute_start_s")
+    parts = execution_parts(order).set_axis(order["request_id"].to_numpy())
+    ids = [request_id(t, s) for t, s in zip(requests["tenant"].astype(str), requests["scheduled_s"], strict=True)]
+    return parts.reindex(ids).set_axis(requests.index)
+
+
+def execution_parts(order: pd.DataFrame) -> pd.DataFrame:
+    """``traced_parts``' three columns for traced requests in the order the one instance ran them
+    (``order``: spans' stamp columns, sorted by ``compute_start_s``), in that order."""
     start, end = order["compute_start_s"].to_numpy(), order["compute_end_s"].to_numpy()
     turnaround = np.full(len(order), np.nan)
     busy = order["queue_start_s"].to_numpy()[1:] < end[:-1]  # the next one waited while this one ran
     turnaround[:-1][busy] = (start[1:] - end[:-1])[busy]
     typical = float(np.nanmedian(turnaround)) if np.isfinite(turnaround).any() else 0.0
-    parts = pd.DataFrame(
+    return pd.DataFrame(
         {
             "compute_ms": (end - start) * 1e3,
             "held_ms": (end - start + np.where(np.isnan(turnaround), typical, turnaround)) * 1e3,
@@ -84,11 +92,8 @@ def traced_parts(requests: pd.DataFrame, spans: pd.DataFrame | None) -> pd.DataF
                 (order["queue_start_s"] - order["recv_start_s"]) + (order["send_end_s"] - order["compute_end_s"])
             ).to_numpy()
             * 1e3,
-        },
-        index=order["request_id"].to_numpy(),
+        }
     )
-    ids = [request_id(t, s) for t, s in zip(requests["tenant"].astype(str), requests["scheduled_s"], strict=True)]
-    return parts.reindex(ids).set_axis(requests.index)
 
 
 def client_share_ms(probe_spans: pd.DataFrame | None) -> float:

@@ -61,13 +61,14 @@ def server_args(folder: Path, rate: int) -> tuple[str, ...]:
     )
 
 
-def read_traces(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+def read_traces(folder: Path, *, untagged: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Every trace in ``folder``'s trace files: one row per traced request (``trace_id``, ``model``,
     ``request_id``, ``parent_id``, then one column per timestamp name in ns), and the names of files
     that could not be read (a file cut short when the server was killed).
 
-    Traces without a request id (an ensemble's steps, which carry a ``parent_id``) are dropped:
-    only a request the client sent can be joined.
+    Traces without a request id are dropped: only a request the client sent with its id can be joined.
+    ``untagged`` keeps those a client sent without one (another tool's: benchmarks/vs_loadgen.py
+    matches them by order); an ensemble's steps, which carry a ``parent_id``, are dropped either way.
     """
     traces: dict[int, dict] = {}
     unreadable = []
@@ -79,7 +80,9 @@ def read_traces(folder: Path) -> tuple[pd.DataFrame, list[str]]:
             continue
         for entry in entries if isinstance(entries, list) else ():
             _merge(traces, entry)
-    rows = [t for t in traces.values() if t.get("request_id") and not t.get("parent_id")]
+    rows = [
+        t for t in traces.values() if (untagged and "model" in t or t.get("request_id")) and not t.get("parent_id")
+    ]
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame({"trace_id": pd.Series(dtype="int64"), "model": [], "request_id": []})

@@ -128,3 +128,22 @@ def test_tagged_body_carries_the_id_and_keeps_the_tensors(binary):
     assert json.loads(body[:length])["inputs"] == json.loads(header)["inputs"]
     assert body[length:] == tail
     assert headers.get(HEADER_LENGTH) == (str(len(header)) if binary else None)  # the prebuilt request is unchanged
+
+
+def test_traces_sent_without_an_id_are_kept_only_when_asked(tmp_path):
+    """Another tool's requests carry no id (benchmarks/vs_loadgen.py reads LoadGen's by order); an
+    ensemble step, with a parent, is never a request of its own."""
+    entries = [
+        {"id": 1, "model_name": "m", "model_version": 1, "request_id": "t@0.5"},
+        {"id": 1, "timestamps": [{"name": "QUEUE_START", "ns": 10}]},
+        {"id": 2, "model_name": "m", "model_version": 1},
+        {"id": 2, "timestamps": [{"name": "QUEUE_START", "ns": 20}]},
+        {"id": 3, "model_name": "step", "model_version": 1, "parent_id": 2},
+        {"id": 3, "timestamps": [{"name": "QUEUE_START", "ns": 21}]},
+    ]
+    (tmp_path / "trace.json").write_text(json.dumps(entries))
+    tagged, _ = tracing.read_traces(tmp_path)
+    assert tagged["trace_id"].tolist() == [1]
+    every, _ = tracing.read_traces(tmp_path, untagged=True)
+    assert sorted(every["trace_id"].tolist()) == [1, 2]
+    assert every.set_index("trace_id").loc[2, "QUEUE_START"] == 20
