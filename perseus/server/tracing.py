@@ -80,9 +80,11 @@ def read_traces(folder: Path, *, untagged: bool = False) -> tuple[pd.DataFrame, 
             continue
         for entry in entries if isinstance(entries, list) else ():
             _merge(traces, entry)
-    rows = [
-        t for t in traces.values() if (untagged and "model" in t or t.get("request_id")) and not t.get("parent_id")
-    ]
+
+    def sent_by_a_client(t: dict) -> bool:
+        return bool(t.get("request_id") or (untagged and "model" in t)) and not t.get("parent_id")
+
+    rows = [t for t in traces.values() if sent_by_a_client(t)]
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame({"trace_id": pd.Series(dtype="int64"), "model": [], "request_id": []})
