@@ -20,66 +20,19 @@ Writes benchmarks/results/calibration_stub-<date>.json. A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from benchmarks.ab_runs import write_runs
-
-ROOT = Path(__file__).resolve().parents[1]
-COMPUTE_QS = (50, 99, 99.9, 100)
-
-
-def _folder_figures(folder: Path) -> dict:
-    """The model's time per request and the processes' CPU, from one utilisation's folder."""
-    out: dict = {}
-    spans = folder / "spans.parquet"
-    if spans.exists():
-        s = pd.read_parquet(spans)
-        s = s[~s["warmup"]] if "warmup" in s else s
-        compute = ((s["compute_end_s"] - s["compute_start_s"]) * 1e3).dropna().to_numpy()
-        if len(compute):
-            out["compute_ms"] = {f"p{q:g}": round(float(np.percentile(compute, q)), 3) for q in COMPUTE_QS}
-            out["compute_std_ms"] = round(float(compute.std()), 4)
-    telemetry = pd.read_parquet(folder / "telemetry.parquet")
-    cpu = telemetry[telemetry["metric"] == "cpu_percent"]
-    for labels, values in cpu.groupby("labels")["value"]:
-        out[f"cpu_percent_{json.loads(labels)['process']}"] = round(float(values.mean()), 2)
-    return out
+from benchmarks.ab_runs import ROOT, calibrate_run, check, write_runs
 
 
 def calibrate(spin_ms: float, out: Path, args) -> dict:
-    cmd = [sys.executable, "-m", "perseus.cli", "calibrate", "--out", str(out), "--spin-ms", f"{spin_ms:g}"]
-    cmd += ["--duration", f"{args.duration:g}", "--service-ms", f"{args.service_ms:g}"]
-    cmd += [a for r in args.rho for a in ("--rho", f"{r:g}")]
-    started = time.time()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
-    table = out / "calibration.csv"
-    rows = list(csv.DictReader(table.open())) if table.exists() else []
-    points = {r["deployment"] for r in rows}
-    return {
-        "spin_ms": spin_ms,
-        "rc": proc.returncode,
-        "wall_s": round(time.time() - started, 1),
-        "stderr_tail": proc.stderr[-400:] if proc.returncode not in (0, 1) else "",
-        "rows": rows,
-        "points": {p: _folder_figures(out / p) for p in sorted(points) if (out / p).is_dir()},
-    }
-
-
-def _check(run: dict, point: str, check: str, column: str = "measured") -> float:
-    for r in run["rows"]:
-        if r["deployment"] == point and r["check"] == check:
-            return float(r[column])
-    return float("nan")
+    flags = ["--spin-ms", f"{spin_ms:g}", "--duration", f"{args.duration:g}", "--service-ms", f"{args.service_ms:g}"]
+    flags += [a for r in args.rho for a in ("--rho", f"{r:g}")]
+    return {"spin_ms": spin_ms, **calibrate_run(flags, out)}
 
 
 def _line(run: dict) -> str:
@@ -87,7 +40,7 @@ def _line(run: dict) -> str:
     for point, figures in run["points"].items():
         compute = figures.get("compute_ms", {})
         parts.append(
-            f"{point}: lag p99 {_check(run, point, 'lag p99 (scheduled to sent)'):.2f} ms, "
+            f"{point}: lag p99 {check(run, point, 'lag p99 (scheduled to sent)'):.2f} ms, "
             f"compute p50/p99.9 {compute.get('p50', float('nan')):.2f}/{compute.get('p99.9', float('nan')):.2f} ms, "
             f"server cpu {figures.get('cpu_percent_server', float('nan')):.0f}%"
         )
@@ -110,11 +63,11 @@ def table(paths: list[Path]) -> str:
             passed = sum(r["passed"] == "True" for r in run["rows"])
             lines.append(
                 f"| {path.name} | {run['pair']} | {run['spin_ms']:g} | "
-                f"{_check(run, half, 'lag p50 (scheduled to sent)'):.2f} / "
-                f"{_check(run, half, 'lag p99 (scheduled to sent)'):.2f} | "
-                f"{_check(run, high, 'lag p99 (scheduled to sent)'):.2f} | "
+                f"{check(run, half, 'lag p50 (scheduled to sent)'):.2f} / "
+                f"{check(run, half, 'lag p99 (scheduled to sent)'):.2f} | "
+                f"{check(run, high, 'lag p99 (scheduled to sent)'):.2f} | "
                 f"{compute.get('p50', float('nan')):.2f} / {compute.get('p99.9', float('nan')):.2f} | "
-                f"{cpu[0]:.0f}% / {cpu[1]:.0f}% | {_check(run, half, 'p50 latency', 'error') * 100:+.1f}% | "
+                f"{cpu[0]:.0f}% / {cpu[1]:.0f}% | {check(run, half, 'p50 latency', 'error') * 100:+.1f}% | "
                 f"{passed} of {len(run['rows'])} |"
             )
     return "\n".join(lines)

@@ -15,44 +15,23 @@ Writes benchmarks/results/head_start-<date>.json. A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.ab_runs import write_runs
-from benchmarks.calibration_stub import _check, _folder_figures
+from benchmarks.ab_runs import ROOT, calibrate_run, check, write_runs
 
-ROOT = Path(__file__).resolve().parents[1]
 QS = (50, 90, 95, 99)
 
 
 def calibrate(tree: Path, arm: str, out: Path, args) -> dict:
-    cmd = [sys.executable, "-m", "perseus.cli", "calibrate", "--out", str(out), "--duration", f"{args.duration:g}"]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    started = time.time()
-    proc = subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    table = out / "calibration.csv"
-    rows = list(csv.DictReader(table.open())) if table.exists() else []
-    points = sorted({r["deployment"] for r in rows})
-    return {
-        "arm": arm,
-        "tree": str(tree),
-        "rc": proc.returncode,
-        "wall_s": round(time.time() - started, 1),
-        "stderr_tail": proc.stderr[-400:] if proc.returncode not in (0, 1) else "",
-        "rows": rows,
-        "points": {p: _folder_figures(out / p) for p in points if (out / p).is_dir()},
-    }
+    return {"arm": arm, "tree": str(tree), **calibrate_run(["--duration", f"{args.duration:g}"], out, tree)}
 
 
 def _errors(run: dict, point: str, column: str) -> str:
-    return " / ".join(f"{_check(run, point, f'p{q} latency', column) * 100:+.1f}" for q in QS)
+    return " / ".join(f"{check(run, point, f'p{q} latency', column) * 100:+.1f}" for q in QS)
 
 
 def table(paths: list[Path]) -> str:
@@ -68,8 +47,8 @@ def table(paths: list[Path]) -> str:
             for point, figures in run["points"].items():
                 lines.append(
                     f"| {path.name} | {run['pair']} | {run['arm']} | {point.removeprefix('rho-')} | "
-                    f"{_check(run, point, 'lag p50 (scheduled to sent)'):.3f} / "
-                    f"{_check(run, point, 'lag p99 (scheduled to sent)'):.2f} | "
+                    f"{check(run, point, 'lag p50 (scheduled to sent)'):.3f} / "
+                    f"{check(run, point, 'lag p99 (scheduled to sent)'):.2f} | "
                     f"{_errors(run, point, 'trace_error')} | {_errors(run, point, 'conditioned_error')} | "
                     f"{figures.get('cpu_percent_loadgen', float('nan')):.1f}% | {passed} of {len(run['rows'])} |"
                 )
@@ -102,8 +81,8 @@ def main() -> int:
                 run["pair"] = pair
                 runs.append(run)
                 lags = ", ".join(
-                    f"{p}: lag p50 {_check(run, p, 'lag p50 (scheduled to sent)'):.3f} ms, "
-                    f"p50 error {_check(run, p, 'p50 latency', 'error') * 100:+.1f}%"
+                    f"{p}: lag p50 {check(run, p, 'lag p50 (scheduled to sent)'):.3f} ms, "
+                    f"p50 error {check(run, p, 'p50 latency', 'error') * 100:+.1f}%"
                     for p in run["points"]
                 )
                 print(f"pair {pair} {arm} rc {run['rc']}: {lags}", flush=True)
