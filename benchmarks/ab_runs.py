@@ -72,8 +72,10 @@ def folder_figures(folder: Path) -> dict:
     return out
 
 
-def check(run: dict, point: str, check: str, column: str = "measured") -> float:
+def check(run: dict, point: str, name: str, column: str = "measured") -> float:
+    """One figure of a run's calibration.csv: ``column`` of check ``name`` at utilisation ``point``; NaN if
+    the run has none."""
     for r in run["rows"]:
-        if r["deployment"] == point and r["check"] == check:
+        if r["deployment"] == point and r["check"] == name:
             return float(r[column])
     return float("nan")
