@@ -220,36 +220,27 @@ def runs_table(rows: list[dict]) -> str:
 def median_table(rows: list[dict]) -> str:
     """Per utilisation and percentile: perseus against LoadGen in each repeat, their median, and how many
     repeats were within TARGET."""
-    lines = [
-        "| rho | pctl | perseus vs LoadGen, each repeat | median | repeats within 5% |",
-        "| ---: | --- | --- | ---: | ---: |",
-    ]
-    for rho in sorted({r["rho_target"] for r in rows}):
-        for q in QS:
-            gaps = [r["perseus"][str(q)] / r["loadgen"][str(q)] - 1 for r in rows if r["rho_target"] == rho]
-            within = sum(abs(g) <= TARGET for g in gaps)
-            each = ", ".join(f"{g:+.1%}" for g in gaps)
-            lines.append(f"| {rho:g} | p{q} | {each} | {float(np.median(gaps)):+.1%} | {within} of {len(gaps)} |")
-    return "\n".join(lines)
+    return _gap_table(rows, "perseus vs LoadGen, each repeat", lambda r, k: r["perseus"][k] / r["loadgen"][k] - 1)
 
 
 def traced_table(rows: list[dict]) -> str:
-    """Per utilisation and percentile, traced runs only: perseus against LoadGen once each tool's reading
-    is taken over the trace-driven reference of its own server run, (perseus / its reference) / (LoadGen /
-    its reference) - 1: the tools compared with the server's run-to-run difference taken out."""
-    lines = [
-        "| rho | pctl | perseus vs LoadGen over their own trace-driven references, each repeat | median "
-        "| repeats within 5% |",
-        "| ---: | --- | --- | ---: | ---: |",
-    ]
+    """As ``median_table``, traced runs only, once each tool's reading is taken over the trace-driven
+    reference of its own server run, (perseus / its reference) / (LoadGen / its reference) - 1: the tools
+    compared with the server's run-to-run difference taken out."""
+    return _gap_table(
+        rows,
+        "perseus vs LoadGen over their own trace-driven references, each repeat",
+        lambda r, k: (r["perseus"][k] / r["trace_perseus"][k]) / (r["loadgen"][k] / r["trace_loadgen"][k]) - 1,
+    )
+
+
+def _gap_table(rows: list[dict], title: str, gap) -> str:
+    """One row per utilisation and percentile: ``gap(row, percentile key)`` in each repeat, its median, and
+    how many repeats were within TARGET."""
+    lines = [f"| rho | pctl | {title} | median | repeats within 5% |", "| ---: | --- | --- | ---: | ---: |"]
     for rho in sorted({r["rho_target"] for r in rows}):
         for q in QS:
-            key = str(q)
-            gaps = [
-                (r["perseus"][key] / r["trace_perseus"][key]) / (r["loadgen"][key] / r["trace_loadgen"][key]) - 1
-                for r in rows
-                if r["rho_target"] == rho
-            ]
+            gaps = [gap(r, str(q)) for r in rows if r["rho_target"] == rho]
             within = sum(abs(g) <= TARGET for g in gaps)
             each = ", ".join(f"{g:+.1%}" for g in gaps)
             lines.append(f"| {rho:g} | p{q} | {each} | {float(np.median(gaps)):+.1%} | {within} of {len(gaps)} |")
