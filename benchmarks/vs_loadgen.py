@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from perseus import results
-from perseus.analysis.spans import STAMPS
+from perseus.analysis.spans import stamp_seconds
 from perseus.calibration import references
 from perseus.calibration.analysis import execution_parts
 from perseus.calibration.model import NAME, write_repository
@@ -104,11 +104,7 @@ def trace_driven(traces: pd.DataFrame, arrivals_s: np.ndarray, boundary_s: float
     FIFO; neither tool's requests carry an id here), plus that execution's server I/O
     (``perseus.calibration.analysis.execution_parts``). What a tool reads above its reference is its own
     client's share and lag; what differs between the two references is the server, run to run."""
-    stamps = pd.DataFrame(index=traces.index)
-    for name, column in STAMPS.items():
-        if name in traces:
-            values = traces[name].astype(float) / 1e9
-            stamps[column] = stamps[column].fillna(values) if column in stamps else values
+    stamps = stamp_seconds(traces)
     out = []
     for mine in (stamps[stamps["recv_start_s"] < boundary_s], stamps[stamps["recv_start_s"] >= boundary_s]):
         parts = execution_parts(mine.sort_values("compute_start_s"))

@@ -111,13 +111,9 @@ def join(requests: pd.DataFrame, server: pd.DataFrame, t0_s: float) -> pd.DataFr
     client["request_id"] = [request_id(t, s) for t, s in zip(client["tenant"], client["scheduled_s"], strict=True)]
     stamps = pd.DataFrame({"request_id": server["request_id"], "trace_id": server["trace_id"]})
     stamps["server_model"] = server["model"]
-    for name, column in STAMPS.items():
-        if name in server:
-            values = server[name].astype(float) / 1e9 - t0_s
-            stamps[column] = stamps[column].fillna(values) if column in stamps else values
-    for column in STAMP_COLUMNS:
-        if column not in stamps:
-            stamps[column] = np.nan
+    seconds = stamp_seconds(server, t0_s)
+    for column in STAMP_COLUMNS:  # by position: an index repeated in ``server`` must not multiply rows
+        stamps[column] = seconds[column].to_numpy()
     # An id seen twice on either side cannot be matched with certainty: leave it out, not guess.
     client = client.drop_duplicates("request_id", keep=False)
     stamps = stamps.drop_duplicates("request_id", keep=False)
@@ -127,6 +123,21 @@ def join(requests: pd.DataFrame, server: pd.DataFrame, t0_s: float) -> pd.DataFr
     execution = [spans["server_model"], spans["compute_start_s"], spans["compute_end_s"]]
     spans["batch_size"] = spans.groupby(execution, dropna=False)["request_id"].transform("size").astype("int64")
     return spans.loc[:, list(SPAN_COLUMNS)].sort_values("sent_s", kind="stable").reset_index(drop=True)
+
+
+def stamp_seconds(server: pd.DataFrame, t0_s: float = 0.0) -> pd.DataFrame:
+    """Each trace's stamps as seconds since ``t0_s`` on the server's clock, one column per
+    ``STAMP_COLUMNS`` (HTTP's and gRPC's merged; NaN where a trace has no such stamp), on ``server``'s index.
+    """
+    stamps = pd.DataFrame(index=server.index)
+    for name, column in STAMPS.items():
+        if name in server:
+            values = server[name].astype(float) / 1e9 - t0_s
+            stamps[column] = stamps[column].fillna(values) if column in stamps else values
+    for column in STAMP_COLUMNS:
+        if column not in stamps:
+            stamps[column] = np.nan
+    return stamps.loc[:, list(STAMP_COLUMNS)]
 
 
 def _dtype(column: str) -> str:
